@@ -1,0 +1,8 @@
+"""`logpipe es ...` (TODO: being built)."""
+
+import click
+
+
+@click.group("es")
+def command() -> None:
+    """Elasticsearch administration."""

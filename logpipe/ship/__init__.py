@@ -1,0 +1,1 @@
+"""Sinks and the stages just before them (throttle, batching)."""

@@ -1,0 +1,34 @@
+"""Turn a sink URL into a Sink: `-`, `file:DIR`, `forward://`, `forwards://`, `http(s)://`."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from logpipe.config import SinkConfig
+from logpipe.ship.base import Sink, SinkConfigError
+
+
+def make_sink(cfg: SinkConfig) -> Sink:
+    """Build the sink `cfg.url` names; a bad scheme or port is a SinkConfigError naming it."""
+    url = cfg.url.strip()
+    if url == "-":
+        from logpipe.ship.stdout import StdoutSink
+
+        return StdoutSink(cfg)
+    if url.startswith("file:"):
+        from logpipe.ship.archive import ArchiveSink
+
+        return ArchiveSink(cfg)
+    scheme = urlsplit(url).scheme.lower()
+    if scheme in ("forward", "forwards", "tcp", "tls"):
+        from logpipe.ship.forward import ForwardSink
+
+        return ForwardSink(cfg)
+    if scheme in ("http", "https"):
+        from logpipe.ship.elastic import ElasticSink
+
+        return ElasticSink(cfg)
+    raise SinkConfigError(
+        f"unsupported sink URL {url!r}: use '-', file:DIR, forward://host:24224, "
+        "forwards://host:24224 or http(s)://host:9200"
+    )
