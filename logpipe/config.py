@@ -82,7 +82,7 @@ class SinkConfig:
     index: str = _f("logpipe-{service}-%Y.%m.%d", "Elasticsearch: index pattern from the record's UTC @timestamp.")
     max_batch_bytes: int = _f(5 * 1024 * 1024, "Elasticsearch: bulk request size cap.")
     max_batch_docs: int = _f(5000, "Elasticsearch: bulk request document cap.")
-    concurrency: int = _f(2, "Elasticsearch: concurrent bulk requests.")
+    concurrency: int = _f(4, "Elasticsearch: concurrent bulk requests (a batch is split across them).")
     deadletter_index: str = _f("logpipe-deadletter-%Y.%m.%d", "Elasticsearch: index for rejected documents.")
     deadletter_path: str = _f(".logpipe/deadletter.ndjson", "Local file for records no destination accepted.")
     schema: str = _f("logpipe", "Record field names: logpipe | ecs.")

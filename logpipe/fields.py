@@ -145,3 +145,25 @@ def _set_dotted(out: dict[str, Any], dotted: str, value: Any) -> None:
             node[part] = child
         node = child
     node[parts[-1]] = value
+
+
+# Derived records written by the metrics tap (event.kind = "metric" | "alert").
+KIND_METRIC = "metric"
+KIND_ALERT = "alert"
+METRIC_COUNT = "count"
+METRIC_RATE = "rate_per_s"
+METRIC_STATUS_4XX = "status_4xx"
+METRIC_STATUS_5XX = "status_5xx"
+METRIC_ERROR_RATE = "error_rate"  # share of requests with a status that answered 5xx
+METRIC_P50 = "p50_ms"
+METRIC_P90 = "p90_ms"
+METRIC_P95 = "p95_ms"
+METRIC_P99 = "p99_ms"
+METRIC_MAX = "max_ms"
+METRIC_WINDOW_S = "window_s"
+METRIC_INVALID_DURATIONS = "invalid_durations"
+ALERT_NAME = "alert.name"
+ALERT_STATE = "alert.state"  # "firing" | "resolved"
+ALERT_SEVERITY = "severity"
+ALERT_VALUE = "value"
+ALERT_THRESHOLD = "threshold"

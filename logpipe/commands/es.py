@@ -1,8 +1,57 @@
-"""`logpipe es ...` (TODO: being built)."""
+"""`logpipe es setup`: install the index template (+ ILM policy where available)."""
+
+from __future__ import annotations
 
 import click
+from elastic_transport import TransportError
+
+from elasticsearch import ApiError
+from logpipe.es.client import (
+    EsOptions,
+    Masker,
+    build_client,
+    describe_error,
+    describe_transport_error,
+    mask_url,
+)
+from logpipe.es.setup import SetupError, load_assets, run_setup
 
 
 @click.group("es")
 def command() -> None:
     """Elasticsearch administration."""
+
+
+@command.command("setup")
+@click.option("--es", "url", default="http://localhost:9200", show_default=True,
+              help="Elasticsearch URL. Credentials: LOGPIPE_ES_USERNAME/LOGPIPE_ES_PASSWORD or LOGPIPE_ES_API_KEY.")
+@click.option("--ca-file", default="", help="CA bundle for TLS verification (or LOGPIPE_ES_CA_FILE).")
+@click.option("--insecure", is_flag=True, help="Skip TLS verification (never in production).")
+@click.option("--dir", "directory", type=click.Path(file_okay=False), default=None,
+              help="Directory with index-template.json, ilm-policy.json, kibana-objects.ndjson (default: the repo's elasticsearch/).")
+def setup(url: str, ca_file: str, insecure: bool, directory: str | None) -> None:
+    """Install the logpipe index template and ILM policy, idempotently."""
+    try:
+        assets = load_assets(directory)
+    except SetupError as exc:
+        raise click.ClickException(str(exc)) from None
+    opts = EsOptions(url=url, ca_file=ca_file, insecure=insecure, request_timeout_s=30).resolved()
+    masker = Masker(opts.secrets() + EsOptions(url=url).secrets())
+    shown = mask_url(url)
+    client = build_client(opts)
+    try:
+        steps = run_setup(client, assets)
+    except ApiError as exc:
+        raise click.ClickException(f"Elasticsearch at {shown}: {describe_error(exc, masker)}") from None
+    except TransportError as exc:
+        raise click.ClickException(f"cannot reach Elasticsearch at {shown}: {describe_transport_error(exc, masker)}") from None
+    finally:
+        client.close()
+    changed = 0
+    for step in steps:
+        line = f"{step.kind} {step.name}: {step.status}"
+        if step.detail:
+            line += f" ({step.detail})"
+        click.echo(line)
+        changed += step.status in ("created", "updated")
+    click.echo(f"{shown}: {changed} change(s)" if changed else f"{shown}: already up to date, no changes")

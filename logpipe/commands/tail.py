@@ -1,9 +1,168 @@
-"""`logpipe tail` (TODO: being built)."""
+"""`logpipe tail`: follow log files, parse, enrich and deliver them with checkpoints."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from typing import Any
 
 import click
 
+from logpipe.config import Config, ConfigError, InputConfig, load_config
+
+log = logging.getLogger("logpipe")
+
+
+def setup_cli_logging() -> None:
+    """Warnings as one readable line each on stderr (never a traceback for bad input)."""
+    root = logging.getLogger("logpipe")
+    if not any(getattr(h, "_logpipe_cli", False) for h in root.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("logpipe: %(levelname)s: %(message)s"))
+        handler._logpipe_cli = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
+        root.setLevel(logging.WARNING)
+        root.propagate = False
+
+
+def build_config(config_file: str | None, paths: tuple[str, ...], *, sink: str | None = None,
+                 fmt: str | None = None, tz: str | None = None, checkpoint: str | None = None) -> Config:
+    """TOML (if any) overlaid with command-line flags."""
+    cfg = load_config(config_file) if config_file else Config()
+    if paths:
+        template = cfg.inputs[0] if cfg.inputs else InputConfig()
+        cfg.inputs = [InputConfig(paths=list(paths), exclude=list(template.exclude), format=template.format,
+                                  tz=template.tz, service=template.service, tags=list(template.tags),
+                                  multiline=template.multiline)]
+    for inp in cfg.inputs:
+        if fmt:
+            inp.format = fmt
+        if tz:
+            inp.tz = tz
+    if sink:
+        cfg.sink.url = sink
+    if checkpoint:
+        cfg.pipeline.checkpoint_path = checkpoint
+    return cfg
+
+
+def validate_inputs(cfg: Config) -> None:
+    """Fail at start, in one line, on a bad format, time zone or multi-line pattern."""
+    from logpipe.parse import make_parser
+    from logpipe.parse.multiline import MultilineJoiner
+
+    if not cfg.inputs or not any(inp.paths for inp in cfg.inputs):
+        raise ConfigError("no inputs: give PATHS or [[inputs]] paths in --config")
+    for inp in cfg.inputs:
+        try:
+            make_parser("raw" if inp.format == "auto" else inp.format, tz=inp.tz, service=inp.service)
+            MultilineJoiner(inp.multiline, "raw")
+        except ValueError as exc:
+            raise ConfigError(f"inputs {inp.paths}: {exc}") from None
+
+
+def optional_stages(cfg: Config, stats: Any) -> tuple[Any, Any]:
+    """The metrics tap and throttle, when configured and built (other modules; optional)."""
+    tap = throttle = None
+    try:
+        from logpipe.metrics.runtime import start_metrics
+    except ImportError:
+        if cfg.metrics.addr:
+            log.warning("metrics are not available in this build; --metrics-addr ignored")
+    else:
+        tap = start_metrics(cfg, stats)
+    if cfg.throttle.enabled:
+        try:
+            from logpipe.ship.throttle import GroupThrottle
+        except ImportError:
+            log.warning("the throttle stage is not available in this build; throttle ignored")
+        else:
+            throttle = GroupThrottle(cfg.throttle)
+    return tap, throttle
+
+
+def install_signals(stop: Any) -> None:
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop())
+
 
 @click.command("tail")
-def command() -> None:
-    """Not built yet."""
-    raise click.ClickException("logpipe tail is not built yet")
+@click.argument("paths", nargs=-1)
+@click.option("--sink", "sink_url", help="'-' (stdout), file:DIR (default file:logpipe-archive), forward://, http(s)://")
+@click.option("--format", "fmt", help="auto | json | python | python_short | access_text | common | combined | uvicorn | raw")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML config file.")
+@click.option("--once", is_flag=True, help="Read what is there now, deliver it, exit.")
+@click.option("--checkpoint", help="Checkpoint file (default .logpipe/checkpoints.json).")
+@click.option("--reset-checkpoint", is_flag=True, help="Forget saved offsets and start over.")
+@click.option("--tz", help="Time zone of naive timestamps (IANA name).")
+@click.option("--metrics-addr", help="host:port for /metrics and /healthz.")
+@click.option("--alerts", "alerts_file", type=click.Path(dir_okay=False), help="TOML file of alert rules.")
+@click.option("--tag", "tag_template", help="Forward tag template, e.g. logpipe.{service}.{kind}.")
+@click.option("--no-scrub", is_flag=True, help="Do not scrub PII in the tailer.")
+def command(paths: tuple[str, ...], sink_url: str | None, fmt: str | None, config_file: str | None,
+            once: bool, checkpoint: str | None, reset_checkpoint: bool, tz: str | None,
+            metrics_addr: str | None, alerts_file: str | None, tag_template: str | None,
+            no_scrub: bool) -> None:
+    """Follow PATHS (files and globs), parse, and deliver records with checkpoints."""
+    setup_cli_logging()
+    code = run_tail(paths, sink_url=sink_url, fmt=fmt, config_file=config_file, once=once,
+                    checkpoint=checkpoint, reset_checkpoint=reset_checkpoint, tz=tz,
+                    metrics_addr=metrics_addr, alerts_file=alerts_file, tag_template=tag_template,
+                    no_scrub=no_scrub)
+    sys.exit(code)
+
+
+def run_tail(paths: tuple[str, ...], *, sink_url: str | None = None, fmt: str | None = None,
+             config_file: str | None = None, once: bool = False, checkpoint: str | None = None,
+             reset_checkpoint: bool = False, tz: str | None = None, metrics_addr: str | None = None,
+             alerts_file: str | None = None, tag_template: str | None = None,
+             no_scrub: bool = False) -> int:
+    """The tail command without click: returns the exit code."""
+    from logpipe.enrich import Enricher, load_scrubber
+    from logpipe.pipeline import Pipeline
+    from logpipe.ship.base import SinkConfigError
+    from logpipe.ship.factory import make_sink
+    from logpipe.stages import PipelineStats
+    from logpipe.status import StatusLine
+    from logpipe.tail.checkpoint import CheckpointError, CheckpointStore
+    from logpipe.tail.source import TailFront
+
+    store = None
+    try:
+        cfg = build_config(config_file, paths, sink=sink_url, fmt=fmt, tz=tz, checkpoint=checkpoint)
+        if metrics_addr:
+            cfg.metrics.addr = metrics_addr
+        if alerts_file:
+            cfg.alerts.file = alerts_file
+        if tag_template:
+            cfg.sink.tag = tag_template
+        if no_scrub:
+            cfg.scrub.enabled = False
+        validate_inputs(cfg)
+        scrubber = load_scrubber(cfg.scrub)
+        store = CheckpointStore(cfg.pipeline.checkpoint_path, reset=reset_checkpoint)
+        sink = make_sink(cfg.sink)
+    except (ConfigError, CheckpointError, SinkConfigError, ValueError, RuntimeError) as exc:
+        if store is not None:
+            store.close()
+        click.echo(f"logpipe tail: {exc}", err=True)
+        return 2
+    stats = PipelineStats()
+    tap, throttle = optional_stages(cfg, stats)
+    front = TailFront(cfg, stats, store=store, once=once)
+    pipeline = Pipeline(cfg, front, sink, stats=stats, tap=tap, throttle=throttle,
+                        enricher=Enricher(cfg.pipeline.host, scrubber, cfg.scrub))
+    install_signals(pipeline.stop)
+    status = StatusLine(stats, sink.describe()).start() if StatusLine.wanted() else None
+    try:
+        code = pipeline.run()
+    finally:
+        if status is not None:
+            status.stop()
+        store.close()
+        if tap is not None and hasattr(tap, "close"):
+            tap.close()
+    if code:
+        click.echo(f"logpipe tail: delivery failed: {pipeline.error}", err=True)
+    return code

@@ -1,0 +1,1 @@
+"""A small FastAPI service that shows logpipe end to end (see demo/app.py, demo/traffic.py)."""

@@ -1,0 +1,90 @@
+"""Emit-side scrubbing: decide per record, cheaply, whether the full scrub must run.
+
+Most of what a service logs repeats: message templates, logger names, field names,
+user agents, routes, the bound context of a request. A string the trigger once found
+clean stays clean, so verdicts are cached per string (and per context mapping, which is
+immutable); only strings not seen before are checked, joined into one buffer so the
+trigger's fixed cost is paid once per record. A record with anything suspicious goes
+through `Scrubber.scrub_value` in full.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from logpipe.scrub import Scrubber
+
+_CACHE_MAX = 20_000
+_CACHE_STR_MAX = 512
+_SMALL_INT = 10**12  # ints below this cannot be card numbers (13+ digits)
+# Values whose rendering can never hold PII (the scrub rules cannot match it).
+_INERT = (float, bool, type(None), _dt.datetime, _dt.date, _dt.time, _dt.timedelta, uuid.UUID)
+
+
+class EmitScrubber:
+    """Wraps a Scrubber with per-string and per-context verdict caches (writer thread only)."""
+
+    def __init__(self, scrubber: Scrubber) -> None:
+        self.scrubber = scrubber
+        self._clean: set[str] = set()
+        self._clean_keys: set[str] = set()
+        self._last_ctx: Mapping[str, Any] | None = None
+        self._last_ctx_dirty = False
+        self._needs = scrubber.text_needs_scrub
+
+    def dirty(self, logger: str, message: str, ctx: Mapping[str, Any] | None,
+              extra: Mapping[str, Any] | None, exception: Mapping[str, Any] | None) -> bool:
+        """False guarantees `scrub_value` would not change a record built from these parts."""
+        clean = self._clean
+        misses: list[str] = []
+        if message not in clean:
+            misses.append(message)
+        if logger not in clean:
+            misses.append(logger)
+        if ctx:
+            if ctx is not self._last_ctx:
+                self._last_ctx = ctx
+                self._last_ctx_dirty = self._mapping_dirty(ctx)
+            if self._last_ctx_dirty:
+                return True
+        if extra and self._mapping_dirty(extra, misses):
+            return True
+        if exception is not None and self._mapping_dirty(exception, misses):
+            return True
+        if not misses:
+            return False
+        if self._needs(misses[0] if len(misses) == 1 else "\x00".join(misses)):
+            return True
+        if len(clean) > _CACHE_MAX:
+            clean.clear()
+        clean.update(m for m in misses if len(m) <= _CACHE_STR_MAX)
+        return False
+
+    def _mapping_dirty(self, mapping: Mapping[str, Any], misses: list[str] | None = None) -> bool:
+        """Keys and scalar values; strings not yet known clean go to `misses` (or are checked now)."""
+        own = misses is None
+        pending: list[str] = [] if misses is None else misses
+        clean, clean_keys = self._clean, self._clean_keys
+        sc = self.scrubber
+        for key, value in mapping.items():
+            if key not in clean_keys:
+                if not isinstance(key, str) or sc.is_sensitive_key(key) or self._needs(key):
+                    return True
+                clean_keys.add(key)
+            t = type(value)
+            if t is str:
+                if value not in clean:
+                    pending.append(value)
+            elif t is int:
+                if value >= _SMALL_INT or value <= -_SMALL_INT:
+                    return True
+            elif t not in _INERT:
+                return True  # nested or custom objects: the full scrub walks their rendering
+        if own and pending:
+            if self._needs("\x00".join(pending)):
+                return True
+            self._clean.update(p for p in pending if len(p) <= _CACHE_STR_MAX)
+        return False

@@ -1,0 +1,1 @@
+"""Elasticsearch support: client construction, setup of templates/ILM, queries."""

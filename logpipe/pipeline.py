@@ -1,0 +1,410 @@
+"""The pipeline every front shares: lines -> join -> parse -> enrich -> tap -> throttle ->
+batches -> sink thread, with acknowledgements flowing back to the front's checkpoints.
+
+Two threads. The reader (the caller of `run`) pulls line chunks from a front (`TailFront`
+follows files, `ReplayFront` reads archives once), turns them into records and cuts
+batches. The sink thread sends batches in order and, only after `sink.send` returned,
+hands each batch's offsets back to the front (`acknowledge`). Between them sits a bounded
+in-flight window (batches and bytes): when the sink is slow or down the reader blocks, so
+the log files stay the buffer and memory stays bounded whatever the outage.
+
+Checkpoint safety: a batch carries, per stream, the offset before which every line has been
+turned into records of this or an earlier batch; held-back multi-line events
+(`MultilineJoiner.pending_start`) cap it, so a restart re-reads them whole.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from bisect import bisect_right
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from logpipe import fields
+from logpipe.config import Config
+from logpipe.enrich import Enricher
+from logpipe.ship.base import SendResult, Sink, SinkFatalError, SinkStopped
+from logpipe.stages import MetricsTap, PipelineStats, Throttle
+from logpipe.tail.stream import LineChunk, Stream
+
+log = logging.getLogger("logpipe.pipeline")
+
+RecordFilter = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
+
+
+class Front(Protocol):
+    """Where lines come from (tail: followed files; replay: files read once)."""
+
+    def read(self) -> list[LineChunk]:
+        """One fair turn; [] when nothing new is there."""
+
+    def wait(self, timeout: float) -> None:
+        """Sleep until something may have changed (file event, poll tick) or `timeout`."""
+
+    def finished(self) -> bool:
+        """True once everything there is to read was returned (--once, replay)."""
+
+    def acknowledge(self, acks: dict[str, int]) -> None:
+        """Sink thread: every line of stream `key` before `offset` is acknowledged."""
+
+    def close(self) -> None:
+        """Release files and watchers."""
+
+
+class NullSink(Sink):
+    """Acknowledges everything at once (benchmarks, `report`, dry runs)."""
+
+    name = "null"
+
+    def send(self, records: list[dict[str, Any]]) -> SendResult:
+        return SendResult(delivered=len(records))
+
+
+@dataclass
+class Batch:
+    records: list[dict[str, Any]] = field(default_factory=list)
+    acks: dict[str, int] = field(default_factory=dict)
+    nbytes: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)
+    started: float = 0.0
+
+
+class _StreamState:
+    """Per-stream parse state: the format's parser and multi-line joiner."""
+
+    def __init__(self, stream: Stream, cfg: Config, texts: list[str]) -> None:
+        from logpipe.parse import detect_format, make_parser
+        from logpipe.parse.multiline import MultilineJoiner
+
+        inp = stream.input
+        fmt = inp.format
+        if fmt == "auto":
+            sample = stream.sample or [t for t in texts[:50] if t.strip()]
+            fmt = detect_format(sample) if sample else "raw"
+        self.stream = stream
+        self.fmt = fmt
+        self.parse = make_parser(fmt, tz=inp.tz, service=inp.service)
+        self.joiner = MultilineJoiner(inp.multiline, fmt)
+        self.timeout = inp.multiline.timeout_s
+        self.safe = 0  # last safe offset reported by the front for this stream
+
+
+class Pipeline:
+    """Wire a front to a sink. `run()` blocks until the front is finished or `stop()`."""
+
+    def __init__(self, cfg: Config, front: Front, sink: Sink | None = None, *,
+                 stats: PipelineStats | None = None, tap: MetricsTap | None = None,
+                 throttle: Throttle | None = None, record_filter: RecordFilter | None = None,
+                 enricher: Enricher | None = None, rate: float = 0.0,
+                 shutdown_grace_s: float = 10.0) -> None:
+        self.cfg = cfg
+        self.front = front
+        self.sink = sink if sink is not None else NullSink()
+        self.stats = stats if stats is not None else PipelineStats()
+        self.tap = tap
+        self.throttle = throttle
+        self.record_filter = record_filter
+        self.enricher = enricher if enricher is not None else Enricher(cfg.pipeline.host)
+        self.rate = rate
+        self.grace = shutdown_grace_s
+        p = cfg.pipeline
+        self.max_records = max(1, p.batch_max_records)
+        self.max_wait = max(0.0, p.batch_max_wait_s)
+        self.max_batches = max(1, p.inflight_max_batches)
+        self.max_bytes = max(1, p.inflight_max_bytes)
+        self._states: dict[str, _StreamState] = {}
+        self._batch = Batch()
+        self._queue: queue.Queue[Batch | None] = queue.Queue()
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._fatal = ""
+        self._aborted = False
+        self._paced = 0
+        self._pace_start = 0.0
+        self._sink_thread: threading.Thread | None = None
+
+    # -- control ------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Finish gracefully (deliver what was read); a second call abandons retries."""
+        if self._stop.is_set():
+            self.sink.stop_event.set()
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+
+    @property
+    def error(self) -> str:
+        """The fatal sink error that ended the run, '' if none."""
+        return self._fatal
+
+    def run(self) -> int:
+        """Run to completion; 0 on success, 1 when the sink failed."""
+        self.stats.started_at = self.stats.started_at or time.time()
+        self._pace_start = time.monotonic()
+        self._sink_thread = threading.Thread(target=self._sink_loop, name="logpipe-sink", daemon=True)
+        self._sink_thread.start()
+        try:
+            self._read_loop()
+        finally:
+            self._finish()
+        if self._fatal:
+            return 1
+        return 0
+
+    def _read_loop(self) -> None:
+        front = self.front
+        while not self._stop.is_set() and not self._fatal:
+            chunks = front.read()
+            for chunk in chunks:
+                self._process(chunk)
+                if self._fatal:
+                    return
+            now = time.monotonic()
+            self._flush_idle(now)
+            if front.finished():
+                for key in list(self._states):
+                    self._flush_stream(key)
+                self._submit()
+                return
+            if self._batch.acks and (now - self._batch.started >= self.max_wait
+                                     or (not chunks and getattr(front, "once", False))):
+                self._submit()
+            if not chunks:
+                front.wait(self._next_timeout(now))
+
+    def _next_timeout(self, now: float) -> float:
+        timeout = 1.0
+        if self._batch.acks:
+            timeout = min(timeout, self._batch.started + self.max_wait - now)
+        for st in self._states.values():
+            if st.joiner.pending_start is not None:
+                timeout = min(timeout, st.timeout - st.joiner.idle_for(now))
+        return max(0.005, timeout)
+
+    def _finish(self) -> None:
+        try:
+            if not self._fatal:
+                self._submit()
+        finally:
+            self._queue.put(None)
+            assert self._sink_thread is not None
+            self._sink_thread.join(self.grace)
+            if self._sink_thread.is_alive():
+                log.warning("sink %s still busy after %.0fs; stopping without its acknowledgement",
+                            self.sink.describe(), self.grace)
+                self.sink.stop_event.set()
+                self._sink_thread.join(self.grace)
+            self.front.close()
+            try:
+                self.sink.close()
+            except Exception as exc:  # noqa: BLE001 - closing must not hide the real outcome
+                log.warning("closing sink %s: %s", self.sink.describe(), exc)
+
+    # -- records ------------------------------------------------------------------------
+    def _process(self, chunk: LineChunk) -> None:
+        key = chunk.stream.key
+        st = self._states.get(key)
+        lines = chunk.lines
+        if st is None and lines.texts:
+            st = self._states[key] = _StreamState(chunk.stream, self.cfg, lines.texts)
+        if st is None:  # nothing to parse: the offsets alone move on
+            self._add_ack(key, chunk.safe_offset)
+            return
+        st.safe = chunk.safe_offset
+        st.stream = chunk.stream
+        events = st.joiner.feed(list(zip(lines.starts, lines.ends, lines.texts, strict=True))) if lines.texts else []
+        if chunk.eof:
+            events += st.joiner.flush()
+            del self._states[key]
+        pending = st.joiner.pending_start
+        safe = chunk.safe_offset if pending is None else min(pending, chunk.safe_offset)
+        self._emit(st.stream, st, events, lines.tags, safe)
+
+    def _flush_idle(self, now: float) -> None:
+        for key, st in list(self._states.items()):
+            if st.joiner.pending_start is not None and st.joiner.idle_for(now) >= st.timeout:
+                self._flush_stream(key)
+
+    def _flush_stream(self, key: str) -> None:
+        st = self._states[key]
+        events = st.joiner.flush()
+        if events:
+            self._emit(st.stream, st, events, {}, st.safe)
+
+    def _emit(self, stream: Stream, st: _StreamState, events: list[tuple[int, int, str, list[str]]],
+              line_tags: dict[int, list[str]], safe: int) -> None:
+        key = stream.key
+        if not events:
+            self._add_ack(key, safe)
+            return
+        starts_t, ends_t, texts_t, etags = zip(*events, strict=True)
+        starts, ends, texts = list(starts_t), list(ends_t), list(texts_t)
+        tags: dict[int, list[str]] = {}
+        if any(etags):
+            for s, t in zip(starts, etags, strict=True):
+                if t:
+                    tags.setdefault(s, []).extend(t)
+        for s, t in line_tags.items():  # a tagged line inside a joined event tags the event
+            i = bisect_right(starts, s) - 1
+            if i >= 0:
+                tags.setdefault(starts[i], []).extend(x for x in t if x not in tags.get(starts[i], ()))
+        blank = [i for i, t in enumerate(texts) if not t or t.isspace()]
+        if blank:
+            self._count_drop("empty_line", len(blank))
+            drop = set(blank)
+            keep = [i for i in range(len(texts)) if i not in drop]
+            starts = [starts[i] for i in keep]
+            ends = [ends[i] for i in keep]
+            texts = [texts[i] for i in keep]
+        n = len(texts)
+        i = 0
+        while i < n:
+            room = self.max_records - len(self._batch.records)
+            j = min(n, i + max(1, room))
+            ack = ends[j - 1] if j < n else safe
+            self._add_records(stream, st, texts[i:j], starts[i:j], tags, ack, ends[j - 1] - starts[i])
+            if len(self._batch.records) >= self.max_records:
+                self._submit()
+            i = j
+        if n == 0:
+            self._add_ack(key, safe)
+
+    def _add_records(self, stream: Stream, st: _StreamState, texts: list[str], starts: list[int],
+                     tags: dict[int, list[str]], ack: int, nbytes: int) -> None:
+        records = st.parse(texts)
+        stats = self.stats
+        stats.records_parsed += len(records)
+        stats.parse_failures += sum(
+            1 for r in records if (t := r.get(fields.TAGS)) and fields.TAG_PARSE_FAILURE in t
+        )
+        self.enricher.apply(records, texts, starts, stream.path, stream.fp, tags, stream.input.tags)
+        if self.tap is not None:
+            self.tap.observe(records)
+        if self.record_filter is not None:
+            kept = self.record_filter(records)
+            if len(kept) != len(records):
+                self._count_drop("filter", len(records) - len(kept))
+            records = kept
+        if self.throttle is not None and records:
+            records, report = self.throttle.apply(records)
+            dropped = sum(report.dropped.values())
+            if dropped:
+                self._count_drop("throttle", dropped)
+            if report.summaries:
+                records = records + report.summaries
+        self._add_ack(stream.key, ack)
+        self._batch.records.extend(records)
+        self._batch.nbytes += nbytes
+        if self.rate > 0:
+            self._pace(len(texts))
+
+    def _count_drop(self, reason: str, n: int) -> None:
+        self.stats.dropped[reason] = self.stats.dropped.get(reason, 0) + n
+        self._batch.dropped[reason] = self._batch.dropped.get(reason, 0) + n
+
+    def _add_ack(self, key: str, offset: int) -> None:
+        batch = self._batch
+        if not batch.acks:
+            batch.started = time.monotonic()
+        if offset >= batch.acks.get(key, -1):
+            batch.acks[key] = offset
+
+    def _pace(self, n: int) -> None:
+        """--rate: never run ahead of `rate` records per second."""
+        self._paced += n
+        ahead = self._pace_start + self._paced / self.rate - time.monotonic()
+        if ahead > 0:
+            if self._batch.records:
+                self._submit()
+            self._stop.wait(ahead)
+
+    # -- batches and the sink thread ----------------------------------------------------
+    def _submit(self) -> None:
+        batch = self._batch
+        if not batch.acks and not batch.records:
+            return
+        self._batch = Batch()
+        with self._cond:
+            while (
+                not self._fatal
+                and not self.sink.stop_event.is_set()
+                and (self.stats.inflight_batches >= self.max_batches
+                     or (self.stats.inflight_bytes + batch.nbytes > self.max_bytes
+                         and self.stats.inflight_batches > 0))
+            ):
+                self._cond.wait(0.25)
+            self.stats.inflight_batches += 1
+            self.stats.inflight_bytes += batch.nbytes
+        self._queue.put(batch)
+
+    def _release(self, batch: Batch) -> None:
+        with self._cond:
+            self.stats.inflight_batches -= 1
+            self.stats.inflight_bytes -= batch.nbytes
+            self._cond.notify_all()
+
+    def _sink_loop(self) -> None:
+        while True:
+            batch = self._queue.get()
+            if batch is None:
+                break
+            try:
+                if not self._fatal and not self._aborted:
+                    self._deliver(batch)
+            finally:
+                self._release(batch)
+        if not self._fatal and not self._aborted:
+            try:
+                self.sink.flush()
+            except Exception as exc:  # noqa: BLE001
+                self._fail(f"{self.sink.describe()}: flush failed: {exc}")
+
+    def _deliver(self, batch: Batch) -> None:
+        records = batch.records
+        if self.tap is not None:
+            extra = self.tap.drain_records()
+            if extra:
+                records = records + extra
+        result = SendResult()
+        t0 = time.monotonic()
+        if records:
+            try:
+                result = self.sink.send(records)
+            except SinkStopped:
+                self._aborted = True
+                return
+            except SinkFatalError as exc:
+                self._fail(str(exc))
+                return
+            except Exception as exc:  # noqa: BLE001 - a sink bug must not look like success
+                self._fail(f"{self.sink.describe()}: {type(exc).__name__}: {exc}")
+                return
+        latency = time.monotonic() - t0
+        try:
+            self.front.acknowledge(batch.acks)
+        except Exception as exc:  # noqa: BLE001 - e.g. checkpoint disk full
+            self._fail(f"checkpoint write failed: {exc}")
+            return
+        stats = self.stats
+        stats.delivered += result.delivered
+        stats.duplicates += result.duplicates
+        stats.dead_lettered += result.dead_lettered
+        stats.last_ack_at = time.time()
+        stats.last_sink_latency_s = latency
+        stats.sink_error = result.errors[-1] if result.errors else ""
+        if self.tap is not None:
+            try:
+                self.tap.on_delivery(result.delivered, dict(batch.dropped), result.dead_lettered, latency)
+            except Exception as exc:  # noqa: BLE001 - metrics never stop delivery
+                log.warning("metrics tap failed: %s", exc)
+
+    def _fail(self, message: str) -> None:
+        self._fatal = message
+        self.stats.sink_error = message
+        log.error("%s", message)
+        with self._cond:
+            self._cond.notify_all()

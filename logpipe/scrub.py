@@ -1,0 +1,325 @@
+"""PII scrubbing shared by emit (every record) and the tailer (every suspicious line).
+
+Two costs dominate naive scrubbers: running every regex over every string, and walking
+every record. Here a cheap *trigger* (a few C-speed checks) decides whether anything could
+change (`suspicious`); only then does one combined *mask* regex run (one pass, the
+match's group says which rule hit). Sensitive key names are decided once per key
+and cached.
+
+Modes: ``redact`` replaces a finding with ``[REDACTED:kind]``; ``pseudonym`` replaces
+it with ``[kind:<16 hex>]``, a keyed HMAC-SHA256, so the same email always maps to the
+same token and records can still be correlated without exposing the value.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import ipaddress
+import os
+import re
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from logpipe import fields as F
+
+if TYPE_CHECKING:  # pragma: no cover
+    from logpipe.config import ScrubConfig
+
+__all__ = ["Scrubber", "ScrubKeyError", "SENSITIVE_KEY_WORDS"]
+
+
+class ScrubKeyError(RuntimeError):
+    """Pseudonym mode without a key: refusing to fall back to a guessable one."""
+
+
+#: Key names (substring, case-insensitive, '-' treated as '_') whose values are redacted.
+SENSITIVE_KEY_WORDS: tuple[str, ...] = (
+    "password", "passwd", "pwd", "secret", "token", "api_key", "apikey", "authorization",
+    "cookie", "session", "credit_card", "creditcard", "card_number", "cardnumber", "cvv",
+    "private_key", "privatekey", "credential",
+)
+# Short words that would hit innocent names as substrings ("classname", "author").
+_WORD_KEYS: tuple[str, ...] = ("ssn", "auth")
+
+# Names that mark a secret in `name=value` text (query strings, form bodies, prose).
+_KV_NAME = (
+    r"[\w.\-]*(?:password|passwd|pwd|secret|token|api[_\-]?key|auth|signature|session|credential|"
+    r"private[_\-]?key|ssn|cvv)[\w.\-]*"
+)
+
+_AWS_PREFIXES = r"(?:AKIA|ASIA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|ABIA|ACCA)"
+
+# Rule name -> regex. Each is anchored (look-behinds) so a failed attempt costs O(run), not O(n^2).
+_RULES: dict[str, str] = {
+    "private_key": r"(?s:-----BEGIN[A-Z ]*PRIVATE KEY-----.*?(?:-----END[A-Z ]*PRIVATE KEY-----|\Z))",
+    "userinfo": r"(?<=://)[^\s/@:?#]*:[^\s/@?#]+@",
+    "jwt": r"(?<![\w-])eyJ[\w-]{4,}\.eyJ[\w-]{4,}\.[\w-]*",
+    "bearer": r"(?ai:\bbearer\s+)[A-Za-z0-9._~+/\-]{8,}=*",
+    "basic": r"(?ai:\bbasic\s+)[A-Za-z0-9+/]{6,}={0,2}",
+    "aws_key": r"(?<![A-Z0-9])" + _AWS_PREFIXES + r"[A-Z0-9]{16}(?![A-Z0-9])",
+    "json_secret": r'(?ai:"' + _KV_NAME + r'"\s*:\s*")(?:[^"\\]|\\.)*',
+    "secret_param": (r"(?ai:(?<![\w.\-])" + _KV_NAME + r"\s*[=:]\s*)"
+                     r"(?:\"[^\"]*\"|'[^']*'|(?ai:(?:bearer|basic)\s+)?[^&\s#;,\"']+)"),
+    "email": r"(?<![\w.%+\-])[\w.%+\-]+@[\w\-]+(?:\.[\w\-]+)*\.[^\W\d_]{2,}",
+    "card": r"(?<![0-9])(?<![0-9]\.)(?:[0-9]{13,19}|[0-9]{4}[ \-][0-9]{4,6}[ \-][0-9]{4,5}(?:[ \-][0-9]{1,4})?)(?!\.?[0-9])",
+}
+# Rules whose match keeps a leading label (e.g. "Bearer ", "password=") and masks the rest.
+_LABELLED = {"bearer": r"(?ai)^bearer\s+", "basic": r"(?ai)^basic\s+",
+             "json_secret": r'(?ai)^"[^"]*"\s*:\s*"', "secret_param": r"^[^=:]*[=:]\s*"}
+
+# The trigger: a cheap superset of everything above, run on UTF-8 bytes. Python's `re` has
+# no multi-literal prefilter (an alternation of keywords, worse with IGNORECASE, costs
+# ~30 µs on a 500-byte line), so it is a handful of C-speed checks instead: literal
+# searches, two regexes that start with a literal, and `in` tests on a lower-cased copy.
+_AT = re.compile(rb"@(?<=[\w.%+\-\x80-\xff]@)")
+_AWS = re.compile(rb"A(?:KIA|SIA|GPA|IDA|ROA|IPA|NPA|NVA|BIA|CCA)")
+_LITERALS = (b"://", b"eyJ", b"-----BEGIN")
+_DIGIT_SHAPE = bytes(
+    ord("0") if 48 <= c <= 57 else ord("-") if c in (32, 45) else ord("x") for c in range(256)
+)
+_CARD_SHAPE = re.compile(rb"0000-?0{4,6}-?0000")  # every card rule, on the digit-shape view
+_FOLD = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ- ", b"abcdefghijklmnopqrstuvwxyz__")
+#: Lower-case words covering every sensitive key word and every `name=value` rule name, as a
+#: trie (measured ~2x faster than a flat alternation: fewer branch attempts per position).
+_KEYWORD_TRIE = (
+    r"p(?:assw|wd)|s(?:e(?:cret|ssion)|sn|ignature)|token|key|auth|c(?:ookie|ard|vv|redential)"
+    r"|b(?:earer|asic)"
+)
+
+_TOKEN_RE = re.compile(r"^\[(?:REDACTED(?::[\w\-]+)?|[\w\-]+:[0-9a-f]{16})\]$")
+
+
+def luhn_ok(digits: str) -> bool:
+    """Luhn checksum; lets order ids and timestamps that merely *look* like cards survive."""
+    total = 0
+    parity = len(digits) % 2
+    for i, ch in enumerate(digits):
+        d = ord(ch) - 48
+        if i % 2 == parity:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+class Scrubber:
+    """Masks PII in strings and records; construct once, reuse (it caches key decisions)."""
+
+    def __init__(
+        self,
+        *,
+        mode: str = "redact",
+        key: bytes | None = None,
+        extra_keys: Iterable[str] = (),
+        extra_patterns: Iterable[str] = (),
+        allow_keys: Iterable[str] = (),
+        mask_client_ip: bool = False,
+    ) -> None:
+        if mode not in ("redact", "pseudonym"):
+            raise ValueError(f"scrub mode must be 'redact' or 'pseudonym', got {mode!r}")
+        if mode == "pseudonym" and not key:
+            raise ScrubKeyError("pseudonym scrubbing needs a non-empty HMAC key")
+        self.mode = mode
+        self._key = key or b""
+        self.mask_client_ip = mask_client_ip
+        self._allow = frozenset(_norm_key(k) for k in allow_keys)
+        extra_keys = tuple(_norm_key(k) for k in extra_keys if k)
+        words = "|".join(re.escape(w) for w in (*SENSITIVE_KEY_WORDS, *extra_keys))
+        bounded = "|".join(rf"(?:^|_){w}(?:_|$)" for w in _WORD_KEYS)
+        self._key_re = re.compile(f"{words}|{bounded}")
+        self._key_cache: dict[str, bool] = {}
+
+        rules = dict(_RULES)
+        extras = [p for p in extra_patterns if p]
+        for i, pat in enumerate(extras):
+            try:
+                re.compile(pat)
+            except re.error as exc:
+                raise ValueError(f"invalid scrub pattern {pat!r}: {exc}") from None
+            rules[f"custom{i}"] = f"(?:{pat})"
+        self._mask_re = re.compile("|".join(f"(?P<{name}>{rx})" for name, rx in rules.items()))
+        self._labels = {name: re.compile(rx) for name, rx in _LABELLED.items()}
+
+        extra_words = "|".join(re.escape(k) for k in extra_keys)
+        self._keyword_re = re.compile((_KEYWORD_TRIE + (f"|{extra_words}" if extra_words else "")).encode())
+        self._extra_re = re.compile("|".join(f"(?:{p})" for p in extras)) if extras else None
+
+    # ---------------------------------------------------------------- construction
+    @classmethod
+    def from_config(cls, cfg: ScrubConfig) -> Scrubber:
+        """Build from the `[scrub]` TOML section; pseudonym mode reads its key from the environment."""
+        key: bytes | None = None
+        if cfg.mode == "pseudonym":
+            raw = os.environ.get(cfg.key_env, "")
+            if not raw:
+                raise ScrubKeyError(
+                    f"scrub.mode = 'pseudonym' needs an HMAC key in the environment variable "
+                    f"{cfg.key_env!r}, which is unset or empty"
+                )
+            key = raw.encode()
+        return cls(mode=cfg.mode, key=key, extra_keys=cfg.extra_keys, extra_patterns=cfg.extra_patterns,
+                   allow_keys=cfg.allow_keys, mask_client_ip=cfg.mask_client_ip)
+
+    # ---------------------------------------------------------------- checks
+    def suspicious(self, text: str) -> bool:
+        """A few C-speed checks on a raw line: False guarantees scrub_record of its parse is a no-op."""
+        data = text.encode("utf-8", "surrogatepass")
+        return self._trigger(data) or (self.mask_client_ip and b"client_ip" in data)
+
+    def suspicious_bytes(self, data: bytes) -> bool:
+        """`suspicious` for an already-encoded line."""
+        return self._trigger(data) or (self.mask_client_ip and b"client_ip" in data)
+
+    def rendered_needs_scrub(self, data: bytes) -> bool:
+        """Emit's check on its own rendered line: like `suspicious_bytes`, minus client_ip masking
+        (which emit applies directly to the field)."""
+        return self._trigger(data)
+
+    def _trigger(self, data: bytes) -> bool:
+        if _AT.search(data) is not None or _AWS.search(data) is not None:
+            return True
+        for lit in _LITERALS:
+            if lit in data:
+                return True
+        if _CARD_SHAPE.search(data.translate(_DIGIT_SHAPE)) is not None:
+            return True
+        if self._keyword_re.search(data.translate(_FOLD)) is not None:
+            return True
+        extra = self._extra_re
+        return extra is not None and extra.search(data.decode("utf-8", "replace")) is not None
+
+    def text_needs_scrub(self, text: str) -> bool:
+        """Whether `scrub_text` could change this string (client_ip masking aside)."""
+        return self._trigger(text.encode("utf-8", "surrogatepass"))
+
+    _trigger_search = text_needs_scrub
+
+    def is_sensitive_key(self, key: str) -> bool:
+        """Whether values under this key name are redacted whatever they contain."""
+        hit = self._key_cache.get(key)
+        if hit is None:
+            norm = _norm_key(key)
+            hit = norm not in self._allow and self._key_re.search(norm) is not None
+            if len(self._key_cache) > 10_000:
+                self._key_cache.clear()
+            self._key_cache[key] = hit
+        return hit
+
+    # ---------------------------------------------------------------- masking
+    def token(self, kind: str, value: str) -> str:
+        """The replacement for one finding: a redaction marker or a keyed pseudonym."""
+        if self.mode == "redact":
+            return f"[REDACTED:{kind}]"
+        digest = hmac.new(self._key, value.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
+        return f"[{kind}:{digest[:16]}]"
+
+    def scrub_text(self, text: str) -> str:
+        """Mask every pattern finding in one string (one pass of one combined regex)."""
+        if not self._trigger_search(text):
+            return text
+        return self._mask_re.sub(self._replace, text)
+
+    def _replace(self, m: re.Match[str]) -> str:
+        kind = m.lastgroup or "secret"
+        found = m.group()
+        if kind == "card":
+            digits = found.replace(" ", "").replace("-", "")
+            if not (13 <= len(digits) <= 19 and luhn_ok(digits)):
+                return found
+            return self.token("card", digits)
+        if kind == "userinfo":
+            if _TOKEN_RE.match(found[:-1]):
+                return found
+            return self.token("userinfo", found[:-1]) + "@"
+        label_re = self._labels.get(kind)
+        if label_re is not None:
+            lm = label_re.match(found)
+            cut = lm.end() if lm else 0
+            label, value = found[:cut], found[cut:]
+            if kind == "basic" and not _looks_like_basic(value):
+                return found
+            if _TOKEN_RE.match(value):
+                return found
+            return label + self.token("credential" if kind in ("bearer", "basic") else "secret", value)
+        if kind.startswith("custom"):
+            kind = "custom"
+        return self.token(kind, found)
+
+    def mask_ip(self, value: str) -> str:
+        """Drop the host part: last octet of IPv4, last 80 bits of IPv6."""
+        try:
+            ip = ipaddress.ip_address(value.strip())
+        except ValueError:
+            return self.scrub_text(value)
+        prefix = 24 if ip.version == 4 else 48
+        return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False).network_address)
+
+    def _redact_value(self, key: str, value: Any) -> Any:
+        if value is None or isinstance(value, bool):
+            return value
+        if isinstance(value, str):
+            if _TOKEN_RE.match(value):
+                return value
+            return self.token("secret", value) if self.mode == "pseudonym" else "[REDACTED]"
+        if isinstance(value, int | float) and self.mode == "pseudonym":
+            return self.token("secret", str(value))
+        return "[REDACTED]"
+
+    def scrub_value(self, value: Any) -> Any:
+        """Scrub any JSON-like value (strings, numbers, nested dicts/lists); returns the result."""
+        if isinstance(value, str):
+            return self._mask_re.sub(self._replace, value) if self._trigger_search(value) else value
+        if isinstance(value, dict):
+            return self._scrub_dict(value)
+        if isinstance(value, list):
+            for i, item in enumerate(value):
+                value[i] = self.scrub_value(item)
+            return value
+        if isinstance(value, tuple):
+            return [self.scrub_value(v) for v in value]
+        if type(value) is int and (value >= 10**12 or value <= -(10**12)):
+            digits = str(abs(value))
+            if 13 <= len(digits) <= 19 and luhn_ok(digits):
+                return self.token("card", digits)
+        return value
+
+    def _scrub_dict(self, record: dict[Any, Any]) -> dict[Any, Any]:
+        renames: list[tuple[Any, Any]] = []
+        for key, value in record.items():
+            if isinstance(key, str):
+                if self.is_sensitive_key(key):
+                    record[key] = self._redact_value(key, value)
+                    continue
+                if self._trigger_search(key):
+                    new_key = self.scrub_text(key)
+                    if new_key != key:
+                        renames.append((key, new_key))
+            record[key] = self.scrub_value(value)
+        for old, new in renames:
+            record[new] = record.pop(old)
+        return record
+
+    def scrub_record(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Scrub a record in place (and return it): key names, nested values, exception text, client_ip."""
+        ip = record.get(F.CLIENT_IP)
+        self._scrub_dict(record)
+        if self.mask_client_ip and isinstance(ip, str) and ip:
+            record[F.CLIENT_IP] = self.mask_ip(ip)
+        return record
+
+
+def _norm_key(key: str) -> str:
+    return key.lower().replace("-", "_").replace(" ", "_")
+
+
+def _looks_like_basic(value: str) -> bool:
+    """`Basic <b64(user:pass)>`, not prose like "basic plan"."""
+    try:
+        decoded = base64.b64decode(value + "=" * (-len(value) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return b":" in decoded

@@ -1,0 +1,388 @@
+"""Elasticsearch sink: idempotent bulk `create` with our own per-item retry policy.
+
+Why not `helpers.bulk`: it retries nothing by default, `parallel_bulk` has no retry bound,
+and both serialize every action through the client's generic serializer. Here each record
+becomes two NDJSON lines built with orjson (`create` + the record's deterministic `_id`),
+bulk bodies are capped by bytes and count, a few bodies go out concurrently, and every item
+ends in exactly one state before `send` returns:
+
+- 201 created -> delivered; 409 exists -> duplicate (a retry or replay; counted, acknowledged)
+- 429 / 502-504 / es_rejected_execution_exception -> only those items retried, backoff + jitter
+- other 4xx (mapping / parse errors) -> dead-lettered to `logpipe-deadletter-*` with the reason,
+  or to the local dead-letter file when that index rejects it too; then acknowledged
+- connection errors -> retried forever with backoff (backpressure) until `stop_event` is set.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import random
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+from elastic_transport import ConnectionError as TransportConnectionError
+from elastic_transport import ConnectionTimeout, TlsError, TransportError
+
+from elasticsearch import ApiError
+from logpipe.config import SinkConfig
+from logpipe.es.client import (
+    EsOptions,
+    Masker,
+    build_client,
+    describe_error,
+    describe_transport_error,
+    mask_url,
+)
+from logpipe.es.naming import IndexNamer, deadletter_index
+from logpipe.fields import ID, MESSAGE, SERVICE, TAGS, TIMESTAMP, to_ecs
+from logpipe.ship.base import SendResult, Sink, SinkConfigError, SinkFatalError, SinkStopped
+
+log = logging.getLogger(__name__)
+
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+RETRY_TYPES = frozenset({"es_rejected_execution_exception", "circuit_breaking_exception",
+                         "unavailable_shards_exception", "process_cluster_event_timeout_exception"})
+MAX_SERVER_ERROR_ATTEMPTS = 5  # other 5xx on one item: retry a few times, then dead-letter
+MIN_PARALLEL_DOCS = 500  # split a batch across threads only when each part is at least this big
+_FILTER_PATH = "errors,items.*.status,items.*.error.type,items.*.error.reason,items.*.error.caused_by.reason"
+_MAX_ERRORS_KEPT = 20
+ECS_INDEX = "ecs-logpipe-{service}-%Y.%m.%d"
+
+
+class _Item:
+    """One document on its way: encoded lines plus what is needed to dead-letter it."""
+
+    __slots__ = ("action", "source", "record", "index", "doc_id", "deadletter", "attempts", "reason")
+
+    def __init__(self, action: bytes, source: bytes, record: dict[str, Any], index: str,
+                 doc_id: Any, deadletter: bool = False) -> None:
+        self.action = action
+        self.source = source
+        self.record = record
+        self.index = index
+        self.doc_id = doc_id
+        self.deadletter = deadletter
+        self.attempts = 0
+        self.reason = ""  # for a dead-letter item: why the original was rejected
+
+
+class _Backoff:
+    """Exponential backoff with jitter, interruptible by the sink's stop event."""
+
+    def __init__(self, stop: threading.Event, base_s: float, max_s: float) -> None:
+        self.stop = stop
+        self.base_s = base_s
+        self.max_s = max_s
+        self.failures = 0
+
+    def reset(self) -> None:
+        self.failures = 0
+
+    def wait(self) -> None:
+        delay = min(self.max_s, self.base_s * (2 ** min(self.failures, 30)))
+        self.failures += 1
+        if self.stop.wait(random.uniform(delay / 2, delay)):
+            raise SinkStopped("elasticsearch sink stopped while retrying")
+
+
+class ElasticSink(Sink):
+    """Bulk-indexes records into daily indices; see the module docstring for the item policy."""
+
+    name = "elasticsearch"
+
+    def __init__(self, cfg: SinkConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.opts = EsOptions.from_sink_config(cfg).resolved()
+        if not self.opts.url.startswith(("http://", "https://")) or not urlsplit(self.opts.url).hostname:
+            raise SinkConfigError(f"invalid Elasticsearch URL {mask_url(cfg.url)!r}")
+        self.masker = Masker(self.opts.secrets() + EsOptions(url=cfg.url).secrets())
+        self.url = mask_url(cfg.url)
+        self.client = build_client(self.opts)
+        self.ecs = cfg.schema == "ecs"
+        pattern = cfg.index
+        if self.ecs and pattern == SinkConfig().index:
+            pattern = ECS_INDEX  # ECS documents nest `service` etc.; keep them out of the logpipe-* template
+        self.namer = IndexNamer(pattern)
+        self.max_batch_bytes = max(1024, int(cfg.max_batch_bytes))
+        self.max_batch_docs = max(1, int(cfg.max_batch_docs))
+        self.concurrency = max(1, int(cfg.concurrency))
+        self.backoff_base_s = 0.1
+        self.backoff_max_s = 30.0
+        self.last_error = ""  # the latest transient error, "" once a bulk succeeds
+        self._headers: dict[str, bytes] = {}
+        self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="es-bulk") if self.concurrency > 1 else None
+        self._file_lock = threading.Lock()
+        self._warned_at = 0.0
+
+    # -- public -------------------------------------------------------------------------
+    def describe(self) -> str:
+        return f"elasticsearch {self.url}"
+
+    def check_connection(self, timeout_s: float = 10.0) -> str | None:
+        """None when the cluster answers within `timeout_s`, else a one-line reason (masked)."""
+        deadline = time.monotonic() + max(0.5, timeout_s)
+        reason = "no answer"
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                self.client.options(request_timeout=max(0.5, min(5.0, remaining))).cluster.health()
+                return None
+            except ApiError as exc:
+                if exc.status_code in (401, 403):
+                    return f"Elasticsearch at {self.url} refused the credentials: {describe_error(exc, self.masker)}"
+                reason = describe_error(exc, self.masker)
+                if exc.status_code not in RETRY_STATUSES:
+                    return f"Elasticsearch at {self.url} answered with an error: {reason}"
+            except TlsError as exc:
+                return f"TLS error talking to Elasticsearch at {self.url}: {self._short(exc)}"
+            except TransportError as exc:
+                reason = self._short(exc)
+            except Exception as exc:  # e.g. not Elasticsearch at all (product check)
+                return f"cannot use {self.url} as Elasticsearch: {self.masker(str(exc))}"
+            if time.monotonic() >= deadline or self.stop_event.wait(min(1.0, max(0.0, deadline - time.monotonic()))):
+                return f"cannot reach Elasticsearch at {self.url}: {reason}"
+
+    def send(self, records: list[dict[str, Any]]) -> SendResult:
+        if not records:
+            return SendResult()
+        parts = self._split(records)
+        if len(parts) == 1 or self._pool is None:
+            result = SendResult()
+            for part in parts:
+                result.merge(self._send_part(part))
+            return result
+        futures = [self._pool.submit(self._send_part, part) for part in parts]
+        result = SendResult()
+        first_exc: BaseException | None = None
+        for fut in futures:
+            try:
+                result.merge(fut.result())
+            except BaseException as exc:  # wait for all, then raise the first problem
+                first_exc = first_exc or exc
+        if first_exc is not None:
+            raise first_exc
+        return result
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+        self.client.close()
+
+    # -- encoding -----------------------------------------------------------------------
+    def _split(self, records: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+        if self.concurrency == 1 or len(records) < 2 * MIN_PARALLEL_DOCS:
+            return [records]
+        parts = min(self.concurrency, len(records) // MIN_PARALLEL_DOCS)
+        size = math.ceil(len(records) / parts)
+        return [records[i:i + size] for i in range(0, len(records), size)]
+
+    def _header(self, index: str) -> bytes:
+        head = self._headers.get(index)
+        if head is None:
+            head = b'{"create":{"_index":' + orjson.dumps(index) + b',"_id":'
+            self._headers[index] = head
+        return head
+
+    def _encode(self, records: list[dict[str, Any]]) -> list[_Item]:
+        dumps = orjson.dumps
+        opt = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
+        index_for = self.namer.index_for
+        items: list[_Item] = []
+        for rec in records:
+            doc_id = rec.get(ID)
+            doc = to_ecs(rec) if self.ecs else rec
+            if ID in doc:
+                doc = {k: v for k, v in doc.items() if k != ID}
+            try:
+                source = dumps(doc, option=opt)
+            except TypeError:
+                source = dumps(doc, option=opt, default=str)
+            index = index_for(rec)
+            if doc_id is None:
+                action = b'{"create":{"_index":' + dumps(index) + b"}}\n"
+            else:
+                action = self._header(index) + dumps(str(doc_id)) + b"}}\n"
+            items.append(_Item(action, source, rec, index, doc_id))
+        return items
+
+    def _chunks(self, items: list[_Item]) -> list[list[_Item]]:
+        chunks: list[list[_Item]] = []
+        current: list[_Item] = []
+        size = 0
+        for item in items:
+            n = len(item.action) + len(item.source)
+            if current and (size + n > self.max_batch_bytes or len(current) >= self.max_batch_docs):
+                chunks.append(current)
+                current, size = [], 0
+            current.append(item)
+            size += n
+        if current:
+            chunks.append(current)
+        return chunks
+
+    # -- delivery -----------------------------------------------------------------------
+    def _send_part(self, records: list[dict[str, Any]]) -> SendResult:
+        result = SendResult()
+        for chunk in self._chunks(self._encode(records)):
+            self._deliver(chunk, result)
+        return result
+
+    def _deliver(self, pending: list[_Item], result: SendResult) -> None:
+        """Send `pending` until every item is acknowledged (delivered, duplicate, dead-lettered)."""
+        backoff = _Backoff(self.stop_event, self.backoff_base_s, self.backoff_max_s)
+        queue: list[list[_Item]] = [pending]
+        while queue:
+            batch = queue.pop()
+            if self.stop_event.is_set():
+                raise SinkStopped("elasticsearch sink stopped before delivery finished")
+            body = b"".join([b for it in batch for b in (it.action, it.source)])
+            try:
+                resp = self.client.bulk(operations=body, filter_path=_FILTER_PATH)
+            except (TransportConnectionError, ConnectionTimeout) as exc:
+                if isinstance(exc, TlsError) and "CERTIFICATE_VERIFY_FAILED" in str(exc):
+                    raise SinkFatalError(f"TLS verification failed for {self.url}: {self._short(exc)}") from None
+                self._transient(f"cannot reach Elasticsearch at {self.url}: {self._short(exc)}", result)
+                queue.append(batch)
+                backoff.wait()
+                continue
+            except ApiError as exc:
+                status = exc.status_code
+                reason = describe_error(exc, self.masker)
+                if status in (401, 403):
+                    raise SinkFatalError(f"Elasticsearch at {self.url} refused the request: {reason}") from None
+                if status == 413 and len(batch) > 1:
+                    half = len(batch) // 2
+                    queue.extend([batch[half:], batch[:half]])
+                    continue
+                if status == 413:
+                    self._deadletter([(batch[0], 413, f"request too large: {reason}")], queue, result)
+                    continue
+                if status in RETRY_STATUSES or status >= 500:
+                    self._transient(f"Elasticsearch at {self.url} is busy: {reason}", result)
+                    queue.append(batch)
+                    backoff.wait()
+                    continue
+                raise SinkFatalError(f"Elasticsearch at {self.url} rejected a bulk request: {reason}") from None
+            self.last_error = ""
+            retry, rejected = self._classify(batch, resp.body if hasattr(resp, "body") else resp, result)
+            if rejected:
+                self._deadletter(rejected, queue, result)
+            if retry:
+                result.retries += len(retry)
+                queue.append(retry)
+                backoff.wait()
+            else:
+                backoff.reset()
+
+    def _classify(self, batch: list[_Item], body: dict[str, Any], result: SendResult
+                  ) -> tuple[list[_Item], list[tuple[_Item, int, str]]]:
+        if not body.get("errors"):
+            for item in batch:
+                if item.deadletter:
+                    result.dead_lettered += 1
+                else:
+                    result.delivered += 1
+            return [], []
+        retry: list[_Item] = []
+        rejected: list[tuple[_Item, int, str]] = []
+        results = body.get("items") or []
+        if len(results) != len(batch):  # should not happen; resend everything (create is idempotent)
+            return batch, []
+        for item, res in zip(batch, results, strict=True):
+            info = next(iter(res.values())) if res else {}
+            status = int(info.get("status", 0))
+            if status in (200, 201):
+                if item.deadletter:
+                    result.dead_lettered += 1
+                else:
+                    result.delivered += 1
+                continue
+            if status == 409:
+                if item.deadletter:
+                    result.dead_lettered += 1
+                else:
+                    result.duplicates += 1
+                continue
+            err = info.get("error") or {}
+            etype = str(err.get("type", ""))
+            item.attempts += 1
+            if status in RETRY_STATUSES or etype in RETRY_TYPES or (
+                    status >= 500 and item.attempts < MAX_SERVER_ERROR_ATTEMPTS):
+                retry.append(item)
+                continue
+            reason = str(err.get("reason", "")) or f"status {status}"
+            caused = (err.get("caused_by") or {}).get("reason")
+            if caused and caused not in reason:
+                reason = f"{reason}: {caused}"
+            rejected.append((item, status, f"{etype}: {reason}" if etype else reason))
+        return retry, rejected
+
+    def _deadletter(self, rejected: list[tuple[_Item, int, str]], queue: list[list[_Item]],
+                    result: SendResult) -> None:
+        """Re-route rejected documents to the dead-letter index (or file when that fails too)."""
+        to_index: list[_Item] = []
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        for item, status, reason in rejected:
+            reason = self.masker(reason)
+            if len(result.errors) < _MAX_ERRORS_KEPT:
+                result.errors.append(f"{item.index}/{item.doc_id}: {reason}")
+            if item.deadletter:
+                self._write_local(item.record, item.reason, reason)
+                result.dead_lettered += 1
+                continue
+            rec = item.record
+            doc = {
+                TIMESTAMP: now,
+                MESSAGE: str(rec.get(MESSAGE, ""))[:1000],
+                SERVICE: rec.get(SERVICE) if isinstance(rec.get(SERVICE), str) else str(rec.get(SERVICE, "")),
+                TAGS: ["_deadletter"],
+                "deadletter": {
+                    "reason": reason[:4000],
+                    "status": status,
+                    "index": item.index,
+                    "id": "" if item.doc_id is None else str(item.doc_id),
+                    "record": orjson.dumps(rec, option=orjson.OPT_NON_STR_KEYS, default=str).decode(),
+                },
+            }
+            index = deadletter_index(self.cfg.deadletter_index)
+            head = b'{"create":{"_index":' + orjson.dumps(index)
+            action = head + (b"}}\n" if item.doc_id is None else b',"_id":' + orjson.dumps(str(item.doc_id)) + b"}}\n")
+            dl = _Item(action, orjson.dumps(doc, option=orjson.OPT_APPEND_NEWLINE), rec, item.index, item.doc_id, True)
+            dl.reason = reason
+            to_index.append(dl)
+        if to_index:
+            queue.append(to_index)
+
+    def _write_local(self, record: dict[str, Any], reason: str, deadletter_error: str) -> None:
+        path = Path(self.cfg.deadletter_path)
+        line = orjson.dumps({
+            TIMESTAMP: datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "sink": self.url, "reason": reason, "deadletter_error": deadletter_error, "record": record,
+        }, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS, default=str)
+        with self._file_lock:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "ab") as fh:
+                fh.write(line)
+                fh.flush()
+                os.fsync(fh.fileno())
+        log.warning("dead-lettered a record to %s: %s (dead-letter index failed: %s)", path, reason, deadletter_error)
+
+    def _transient(self, message: str, result: SendResult) -> None:
+        self.last_error = message
+        result.retries += 1
+        now = time.monotonic()
+        if now - self._warned_at > 30:
+            self._warned_at = now
+            log.warning("%s; retrying with backoff", message)
+
+    def _short(self, exc: BaseException) -> str:
+        return describe_transport_error(exc, self.masker)

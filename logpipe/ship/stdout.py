@@ -1,0 +1,43 @@
+"""`--sink -`: NDJSON on standard output, acknowledged once written and flushed."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, BinaryIO
+
+import orjson
+
+from logpipe.config import SinkConfig
+from logpipe.fields import to_ecs
+from logpipe.ship.base import SendResult, Sink, SinkFatalError
+
+_OPTS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
+
+
+def render_ndjson(records: list[dict[str, Any]], schema: str = "logpipe") -> bytes:
+    """One JSON object per line (orjson; unknown types rendered with str())."""
+    dumps = orjson.dumps
+    if schema == "ecs":
+        records = [to_ecs(r) for r in records]
+    return b"".join([dumps(r, default=str, option=_OPTS) for r in records])
+
+
+class StdoutSink(Sink):
+    name = "stdout"
+
+    def __init__(self, cfg: SinkConfig, stream: BinaryIO | None = None) -> None:
+        super().__init__()
+        self.schema = cfg.schema
+        self._out = stream if stream is not None else sys.stdout.buffer
+
+    def send(self, records: list[dict[str, Any]]) -> SendResult:
+        data = render_ndjson(records, self.schema)
+        try:
+            self._out.write(data)
+            self._out.flush()
+        except (BrokenPipeError, ValueError) as exc:
+            raise SinkFatalError(f"stdout: cannot write ({exc})") from None
+        return SendResult(delivered=len(records))
+
+    def describe(self) -> str:
+        return "stdout"

@@ -1,0 +1,162 @@
+"""Bytes appended to a file -> complete lines with byte offsets, decoded and tagged.
+
+One splitter per followed file. It holds back a partial last line until its newline
+arrives (or `finish()` at EOF with --once), keeps only the first `max_line_bytes` of an
+over-long line (tagged `_truncated`, the rest skipped up to its newline, so memory stays
+bounded for a 50 MB line), decodes invalid UTF-8 with replacement (tagged
+`_invalid_utf8`) and removes NUL bytes (tagged `_nul_bytes`; copytruncate holes are runs
+of NULs). Works on whole chunks with C-level splitting: per-line Python is the cost.
+"""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass, field
+from itertools import accumulate, repeat
+
+from logpipe import fields
+
+TAG_NUL_BYTES = "_nul_bytes"
+
+
+@dataclass
+class LineBlock:
+    """Complete lines from one read: starts[i]..ends[i] are the byte offsets of texts[i]
+    (end is just past its newline). `tags` maps a start offset to that line's markers."""
+
+    starts: list[int] = field(default_factory=list)
+    ends: list[int] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+    tags: dict[int, list[str]] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def add(self, start: int, end: int, text: str, tags: list[str] | None = None) -> None:
+        self.starts.append(start)
+        self.ends.append(end)
+        self.texts.append(text)
+        if tags:
+            self.tags.setdefault(start, []).extend(tags)
+
+
+class LineSplitter:
+    """Incremental line splitter for one file, starting at byte `offset`."""
+
+    def __init__(self, offset: int = 0, max_line_bytes: int = 1_048_576) -> None:
+        self.offset = offset  # file offset just past the last byte fed
+        self.max_line = max(1, max_line_bytes)
+        self._part = b""  # bytes of the unfinished last line
+        self._part_start = offset  # where the unfinished line starts
+        self._skipping = False  # inside an over-long line: drop bytes until its newline
+        self._head = b""  # kept prefix of the over-long line
+
+    @property
+    def consumed(self) -> int:
+        """Offset up to which every line has been emitted (a safe resume point)."""
+        return self._part_start
+
+    @property
+    def pending_bytes(self) -> int:
+        return self.offset - self._part_start
+
+    def feed(self, data: bytes) -> LineBlock:
+        """Take the next bytes of the file; return the lines they complete."""
+        out = LineBlock()
+        if not data:
+            return out
+        if self._skipping:
+            nl = data.find(b"\n")
+            if nl < 0:
+                self.offset += len(data)
+                return out
+            end = self.offset + nl + 1
+            self._emit_truncated(out, end)
+            data = data[nl + 1:]
+            self.offset = end
+            if not data:
+                return out
+        buf = self._part + data if self._part else data
+        base = self._part_start
+        self.offset += len(data)
+        last_nl = buf.rfind(b"\n")
+        if last_nl >= 0:
+            _split_region(buf[:last_nl], base, self.max_line, out)
+            rest = buf[last_nl + 1:]
+            base += last_nl + 1
+        else:
+            rest = buf
+        self._part_start = base
+        if len(rest) > self.max_line:
+            self._skipping = True
+            self._head = rest[: self.max_line]
+            self._part = b""
+        else:
+            self._part = rest
+        return out
+
+    def finish(self) -> LineBlock:
+        """EOF of a file read once: emit the unfinished last line as it is."""
+        out = LineBlock()
+        if self._skipping:
+            self._emit_truncated(out, self.offset)
+        elif self._part:
+            _split_region(self._part, self._part_start, self.max_line, out)
+            self._part = b""
+            self._part_start = self.offset
+        return out
+
+    def _emit_truncated(self, out: LineBlock, end: int) -> None:
+        text, tags = _decode_one(self._head)
+        out.add(self._part_start, end, text, [*tags, fields.TAG_TRUNCATED])
+        self._skipping = False
+        self._head = b""
+        self._part = b""
+        self._part_start = end
+
+
+def _decode_one(raw: bytes) -> tuple[str, list[str]]:
+    tags: list[str] = []
+    if b"\x00" in raw:
+        raw = raw.replace(b"\x00", b"")
+        tags.append(TAG_NUL_BYTES)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = raw.decode("utf-8", "replace")
+        tags.append(fields.TAG_INVALID_UTF8)
+    if text.endswith("\r"):
+        text = text[:-1]
+    return text, tags
+
+
+def _split_region(region: bytes, base: int, max_line: int, out: LineBlock) -> None:
+    """Split `region` (whole lines without the final newline) starting at file offset `base`."""
+    raws = region.split(b"\n")
+    lens = list(map(len, raws))
+    bounds = list(accumulate(map(operator.add, lens, repeat(1)), initial=base))
+    starts = bounds[:-1]
+    ends = bounds[1:]
+    clean = b"\x00" not in region and max(lens) <= max_line
+    texts: list[str] | None = None
+    if clean:
+        try:
+            texts = region.decode("utf-8").split("\n")
+        except UnicodeDecodeError:
+            texts = None
+        if texts is not None and b"\r" in region:
+            texts = [t[:-1] if t.endswith("\r") else t for t in texts]
+    if texts is None:
+        texts = []
+        for raw, start in zip(raws, starts, strict=True):
+            tags: list[str] = []
+            if len(raw) > max_line:
+                raw = raw[:max_line]
+                tags.append(fields.TAG_TRUNCATED)
+            text, more = _decode_one(raw)
+            texts.append(text)
+            if tags or more:
+                out.tags.setdefault(start, []).extend(more + tags)
+    out.starts.extend(starts)
+    out.ends.extend(ends)
+    out.texts.extend(texts)

@@ -1,0 +1,283 @@
+"""The live front of the pipeline: follows every input file, fairly, across rotations.
+
+Per turn each open file gives at most `read_chunk_bytes`, so one busy file cannot starve
+the others. Rotation handling:
+  * rename-and-create: the open descriptor keeps reading the old file (found again under
+    its new name if the glob matches it); the new file at the path is a new follower.
+  * copytruncate: size below the read offset or a changed beginning -> the old content
+    ends, the file is read again from 0 as new content. If the copy (app.log.1) is in the
+    glob it is recognised by its fingerprint and read on from where the original stopped.
+  * deletion / renamed out of the glob: read to the end, kept open until everything read
+    is acknowledged and `rotate_wait_s` passed without growth, then closed.
+  * `.gz` generations are excluded: they are copies of data already read.
+Acknowledged offsets go to the checkpoint store (sink thread); a restart resumes there.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import deque
+from itertools import islice
+
+from logpipe.config import Config, InputConfig
+from logpipe.stages import FileStats, PipelineStats
+from logpipe.tail import watcher as discovery
+from logpipe.tail.checkpoint import CheckpointStore
+from logpipe.tail.follower import Follower, looks_binary
+from logpipe.tail.lines import LineBlock
+from logpipe.tail.stream import LineChunk, Stream
+
+log = logging.getLogger("logpipe.tail")
+
+SAMPLE_BYTES = 65_536
+SAMPLE_LINES = 50
+
+
+def sample_lines(head: bytes, limit: int = SAMPLE_LINES) -> list[str]:
+    """Complete first lines of a file, for format detection."""
+    cut = head.rfind(b"\n")
+    if cut < 0:
+        return []
+    raws = head[:cut].replace(b"\x00", b"").split(b"\n")
+    return [r.decode("utf-8", "replace").rstrip("\r") for r in islice(raws, limit) if r.strip()]
+
+
+class TailFront:
+    """Follows the configured inputs; `read()` one fair turn, `acknowledge()` from the sink."""
+
+    def __init__(self, cfg: Config, stats: PipelineStats, store: CheckpointStore | None = None,
+                 once: bool = False, use_events: bool = True) -> None:
+        self.cfg = cfg
+        self.pcfg = cfg.pipeline
+        self.stats = stats
+        self.store = store
+        self.once = once
+        self.inputs: list[InputConfig] = cfg.inputs
+        patterns = [p for inp in self.inputs for p in inp.paths]
+        self.watcher = discovery.Watcher(
+            patterns, self.pcfg.poll_interval_s, self.pcfg.reconcile_interval_s,
+            use_events=use_events and not once,
+        )
+        self.followers: dict[tuple[int, int], Follower] = {}
+        self.order: deque[Follower] = deque()
+        self.streams: dict[tuple[int, int], Stream] = {}
+        self.inputs_of: dict[tuple[int, int], InputConfig] = {}
+        self.known: dict[str, int] = {}  # key -> consumed offset of streams ended this run
+        self.paths: dict[str, str] = {}  # key -> latest path (for the checkpoint file's readers)
+        self.acked: dict[str, int] = {}  # key -> acknowledged offset (written by the sink thread)
+        self.skipped: dict[tuple[int, int], str] = {}  # binary files, by identity
+        self._warned: set[str] = set()
+        self._scanned_once = False
+        self._silent_wait = False  # the last wait ended without a file event
+        self._missed = 0  # turns that found new data no event announced
+
+    # -- discovery ----------------------------------------------------------------------
+    def scan(self) -> None:
+        seen: set[tuple[int, int]] = set()
+        claimed: set[str] = set()
+        for inp in self.inputs:
+            for pattern in inp.paths:
+                paths = discovery.expand(pattern, inp.exclude)
+                if not paths and not discovery._is_glob(pattern) and self.once:
+                    self._warn_once(pattern, f"{pattern}: no such file")
+                for path in paths:
+                    if path in claimed:
+                        continue
+                    claimed.add(path)
+                    self._discover(path, inp, seen)
+        for ident, f in self.followers.items():
+            if ident not in seen:
+                f.gone = True
+        self._scanned_once = True
+        self.watcher.scanned(time.monotonic())
+
+    def _discover(self, path: str, inp: InputConfig, seen: set[tuple[int, int]]) -> None:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return
+        ident = (st.st_dev, st.st_ino)
+        seen.add(ident)
+        f = self.followers.get(ident)
+        if f is not None:
+            if f.path != path:
+                self.stats.files.pop(f.path, None)
+                f.path = path
+                if ident in self.streams:
+                    self.streams[ident].path = path
+                if f.key:
+                    self.paths[f.key] = path
+            f.gone = False
+            return
+        if ident in self.skipped:
+            return
+        try:
+            f = Follower.open(path, self.pcfg.max_line_bytes)
+        except PermissionError:
+            self.stats.skipped_files[path] = "permission denied"
+            self._warn_once(path, f"{path}: permission denied; will retry")
+            return
+        except OSError:
+            return
+        if self.stats.skipped_files.get(path) == "permission denied":
+            del self.stats.skipped_files[path]
+            self._warned.discard(path)
+        reason = looks_binary(f.head_bytes(8192))
+        if reason:
+            f.close()
+            self.skipped[ident] = reason
+            self.stats.skipped_files[path] = reason
+            self._warn_once(path, f"{path}: skipped, {reason}")
+            return
+        self.followers[f.ident] = f
+        self.inputs_of[f.ident] = inp
+        self.order.append(f)
+
+    def _warn_once(self, key: str, message: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            log.warning(message)
+
+    # -- identification -----------------------------------------------------------------
+    def _identify(self, f: Follower) -> bool:
+        key = f.identify(at_eof=self.once)
+        if key is None:
+            return False
+        for other in self.followers.values():
+            if other is not f and other.key == key and not other.closing:
+                if self._same_content(f, other):
+                    f.key = None  # a copy of a file still being read: wait for it to end
+                    return False
+                key = f.key = f"{key}.{f.dev:x}.{f.ino:x}"  # same first lines, different file
+                break
+        offset = self.known.get(key)
+        if offset is None and self.store is not None:
+            offset = self.store.get(key)
+        size = f.stat_size()
+        if offset is None or offset > size:
+            offset = 0
+        f.start(offset)
+        inp = self.inputs_of[f.ident]
+        sample = sample_lines(f.head_bytes(SAMPLE_BYTES)) if inp.format == "auto" else []
+        self.streams[f.ident] = Stream(key=key, path=f.path, fp=key, input=inp, sample=sample)
+        self.acked.setdefault(key, offset)
+        self.paths[key] = f.path
+        return True
+
+    @staticmethod
+    def _same_content(a: Follower, b: Follower) -> bool:
+        n = min(a.stat_size(), b.stat_size(), SAMPLE_BYTES)
+        return a.head_bytes(n) == b.head_bytes(n)
+
+    # -- reading ------------------------------------------------------------------------
+    def read(self) -> list[LineChunk]:
+        """One fair turn over every open file."""
+        now = time.monotonic()
+        if not self._scanned_once or (not self.once and self.watcher.scan_due(now)):
+            self.scan()
+        chunks: list[LineChunk] = []
+        budget = self.pcfg.read_chunk_bytes
+        for f in list(self.order):
+            try:
+                self._turn(f, budget, now, chunks)
+            except OSError as exc:
+                self._warn_once(f"io:{f.path}", f"{f.path}: read failed ({exc.strerror}); closing it")
+                self._end(f, chunks, finish=False)
+                self._drop(f)
+        if self._silent_wait:
+            self._silent_wait = False
+            if any(c.nbytes for c in chunks):
+                self._missed += 1
+                if self._missed >= 3:
+                    self.watcher.events_missed()
+        return chunks
+
+    def _turn(self, f: Follower, budget: int, now: float, chunks: list[LineChunk]) -> None:
+        if f.closing:
+            if self.acked.get(f.key or "", 0) >= f.offset:
+                self._drop(f)
+            return
+        if f.splitter is not None and f.rewritten():
+            log.info("%s was truncated or rewritten; reading it again from the start", f.path)
+            self._end(f, chunks, finish=False)
+            f.reset()
+        if f.splitter is None and not self._identify(f):
+            if self.once or (f.gone and now - f.last_growth >= self.pcfg.rotate_wait_s):
+                self._drop(f)
+            return
+        stream = self.streams[f.ident]
+        block, n = f.read(budget)
+        self._file_stats(f)
+        if n:
+            self.stats.bytes_read += n
+            self.stats.lines_read += len(block)
+        if block or n:
+            chunks.append(LineChunk(stream, block, f.consumed, nbytes=n))
+        if not f.at_eof:
+            return
+        if self.once or (f.gone and now - f.last_growth >= self.pcfg.rotate_wait_s):
+            self._end(f, chunks, finish=True)
+            f.closing = True
+
+    def _end(self, f: Follower, chunks: list[LineChunk], finish: bool) -> None:
+        """Hand over the stream's last lines and mark it ended."""
+        stream = self.streams.pop(f.ident, None)
+        if stream is None or f.splitter is None:
+            return
+        block = f.finish() if finish else LineBlock()
+        if finish:
+            self.stats.lines_read += len(block)
+        chunks.append(LineChunk(stream, block, f.consumed, eof=True))
+        self.known[stream.key] = f.consumed if not finish else f.offset
+
+    def _drop(self, f: Follower) -> None:
+        f.close()
+        self.followers.pop(f.ident, None)
+        self.inputs_of.pop(f.ident, None)
+        self.streams.pop(f.ident, None)
+        try:
+            self.order.remove(f)
+        except ValueError:
+            pass
+        self.stats.files.pop(f.path, None)
+
+    def _file_stats(self, f: Follower) -> None:
+        fs = self.stats.files.get(f.path)
+        if fs is None:
+            fs = self.stats.files[f.path] = FileStats(path=f.path)
+        fs.size = max(f.size, f.offset)
+        fs.read_offset = f.offset
+        fs.acked_offset = self.acked.get(f.key or "", 0)
+
+    # -- pipeline hooks -----------------------------------------------------------------
+    def wait(self, timeout: float) -> None:
+        woke = self.watcher.wait(timeout)
+        self._silent_wait = not woke and not self.watcher.polling and not self.once
+        if woke:
+            self._missed = 0
+
+    def finished(self) -> bool:
+        return self.once and self._scanned_once and not self.followers
+
+    def acknowledge(self, acks: dict[str, int]) -> None:
+        """Called by the sink thread once a batch is acknowledged: advance checkpoints."""
+        for key, offset in acks.items():
+            if offset > self.acked.get(key, -1):
+                self.acked[key] = offset
+            if self.store is not None:
+                self.store.set(key, offset, self._path_of(key))
+        if self.store is not None:
+            self.store.save()
+        self.watcher.wake()
+
+    def _path_of(self, key: str) -> str:
+        return self.paths.get(key, "")
+
+    def close(self) -> None:
+        self.watcher.stop()
+        for f in list(self.followers.values()):
+            f.close()
+        self.followers.clear()
+        self.order.clear()

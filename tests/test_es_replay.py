@@ -1,0 +1,46 @@
+"""`logpipe replay` into the real Elasticsearch: replaying twice leaves one document per line."""
+
+from __future__ import annotations
+
+import gzip
+import uuid
+from pathlib import Path
+
+import orjson
+import pytest
+from click.testing import CliRunner
+
+from elasticsearch import Elasticsearch
+from logpipe.cli import cli
+from logpipe.es.setup import load_assets, run_setup
+
+pytestmark = pytest.mark.es
+
+
+def test_replaying_an_archive_twice_leaves_one_document_per_line(es_url: str, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # replay's checkpoint/dead-letter files stay in the temp dir
+    client = Elasticsearch(es_url)
+    run_setup(client, load_assets())
+    svc = f"rp{uuid.uuid4().hex[:8]}"
+    day = tmp_path / "archive" / "2026-11-24"
+    day.mkdir(parents=True)
+    lines = 0
+    for seg in range(2):
+        with gzip.open(day / f"{svc}-{seg:06d}.ndjson.gz", "wb") as fh:
+            for i in range(600):
+                rec = {"@timestamp": f"2026-11-24T10:{seg * 10 + i // 60:02d}:{i % 60:02d}.000000Z",
+                       "level": "info", "service": svc, "message": f"GET /items/{i} 200",
+                       "method": "GET", "route": "/items/{id}", "status": 200, "request_id": f"{svc}-{i % 7}"}
+                fh.write(orjson.dumps(rec) + b"\n")
+                lines += 1
+    runner = CliRunner()
+    try:
+        for attempt in (1, 2):
+            res = runner.invoke(cli, ["replay", str(tmp_path / "archive"), "--sink", es_url, "--no-progress"])
+            assert res.exit_code == 0, f"replay #{attempt}: {res.output}"
+            client.indices.refresh(index=f"logpipe-{svc}-*")
+            assert client.count(index=f"logpipe-{svc}-*")["count"] == lines
+    finally:
+        client.options(ignore_status=404).indices.delete(index=f"logpipe-{svc}-*", allow_no_indices=True)
+        client.close()

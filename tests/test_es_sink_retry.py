@@ -1,0 +1,209 @@
+"""The sink's retry policy against a scripted stand-in for Elasticsearch (429s, outages, 401).
+
+A real server cannot be made to reject specific items on demand; this one answers `_bulk`
+the way Elasticsearch does (per-item statuses, product header) under our control.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from logpipe.config import SinkConfig
+from logpipe.ship.base import SinkFatalError, SinkStopped
+from logpipe.ship.elastic import ElasticSink
+
+
+class FakeES:
+    """Records every bulk request; `decide(id, seen_count)` returns (status, error_type)."""
+
+    def __init__(self, port: int = 0, auth_fail: bool = False) -> None:
+        self.requests: list[list[str]] = []
+        self.seen: dict[str, int] = {}
+        self.stored: dict[str, dict[str, Any]] = {}
+        self.decide = lambda doc_id, n: (201, "")
+        self.auth_fail = auth_fail
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _reply(self, status: int, body: dict[str, Any]) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("x-elastic-product", "Elasticsearch")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:
+                if fake.auth_fail:
+                    self._reply(401, {"error": {"type": "security_exception", "reason": "unable to authenticate"}})
+                    return
+                self._reply(200, {"status": "green"})
+
+            def do_PUT(self) -> None:
+                raw = self.rfile.read(int(self.headers.get("content-length", 0))).decode()
+                if fake.auth_fail:
+                    self._reply(401, {"error": {"type": "security_exception", "reason": "unable to authenticate"}})
+                    return
+                lines = raw.splitlines()
+                ids = []
+                items = []
+                errors = False
+                for action, source in zip(lines[::2], lines[1::2], strict=True):
+                    doc_id = json.loads(action)["create"]["_id"]
+                    ids.append(doc_id)
+                    n = fake.seen.get(doc_id, 0)
+                    fake.seen[doc_id] = n + 1
+                    status, etype = fake.decide(doc_id, n)
+                    if status == 201 and doc_id in fake.stored:
+                        status, etype = 409, "version_conflict_engine_exception"
+                    item: dict[str, Any] = {"status": status}
+                    if status == 201:
+                        fake.stored[doc_id] = json.loads(source)
+                    else:
+                        errors = True
+                        item["error"] = {"type": etype, "reason": f"{etype} for {doc_id}"}
+                    items.append({"create": item})
+                fake.requests.append(ids)
+                self._reply(200, {"errors": errors, "items": items})
+
+            do_POST = do_PUT
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _records(n: int, prefix: str = "d") -> list[dict[str, Any]]:
+    return [{"_id": f"{prefix}{i}", "@timestamp": "2026-11-24T10:00:00.000000Z", "service": "api",
+             "message": f"m{i}"} for i in range(n)]
+
+
+def _sink(port: int, tmp_path: Path, **kw: Any) -> ElasticSink:
+    cfg = SinkConfig(url=kw.pop("url", f"http://127.0.0.1:{port}"), deadletter_path=str(tmp_path / "dl.ndjson"),
+                     concurrency=kw.pop("concurrency", 1), **kw)
+    sink = ElasticSink(cfg)
+    sink.backoff_base_s = 0.01
+    sink.backoff_max_s = 0.05
+    return sink
+
+
+def test_only_rejected_items_are_retried_until_accepted(tmp_path: Path) -> None:
+    fake = FakeES()
+    rejected = {"d3", "d7"}
+    fake.decide = lambda doc_id, n: (429, "es_rejected_execution_exception") if doc_id in rejected and n < 2 else (201, "")
+    sink = _sink(fake.port, tmp_path)
+    try:
+        result = sink.send(_records(10))
+    finally:
+        sink.close()
+        fake.close()
+    assert result.delivered == 10 and result.dead_lettered == 0
+    assert fake.requests[0] == [f"d{i}" for i in range(10)]
+    assert fake.requests[1:] == [["d3", "d7"], ["d3", "d7"]]  # nothing else resent
+    assert result.retries == 4
+
+
+def test_409_counts_as_duplicate_and_is_not_retried(tmp_path: Path) -> None:
+    fake = FakeES()
+    sink = _sink(fake.port, tmp_path)
+    try:
+        first = sink.send(_records(5))
+        second = sink.send(_records(5))
+    finally:
+        sink.close()
+        fake.close()
+    assert (first.delivered, first.duplicates) == (5, 0)
+    assert (second.delivered, second.duplicates, second.retries) == (0, 5, 0)
+    assert len(fake.requests) == 2
+
+
+def test_unreachable_cluster_is_retried_until_it_comes_up(tmp_path: Path) -> None:
+    port = _free_port()
+    sink = _sink(port, tmp_path)
+    holder: dict[str, FakeES] = {}
+    timer = threading.Timer(0.8, lambda: holder.setdefault("es", FakeES(port)))
+    timer.start()
+    started = time.monotonic()
+    try:
+        result = sink.send(_records(20))
+    finally:
+        timer.join()
+        sink.close()
+        holder["es"].close()
+    assert time.monotonic() - started >= 0.7
+    assert result.delivered == 20 and result.retries >= 1
+    assert sorted(holder["es"].stored) == sorted(f"d{i}" for i in range(20))
+
+
+def test_stop_event_ends_the_retry_loop_and_acks_nothing(tmp_path: Path) -> None:
+    sink = _sink(_free_port(), tmp_path)
+    threading.Timer(0.3, sink.stop_event.set).start()
+    started = time.monotonic()
+    with pytest.raises(SinkStopped):
+        sink.send(_records(3))
+    assert time.monotonic() - started < 5
+    sink.close()
+
+
+def test_rejected_credentials_are_fatal_and_masked(tmp_path: Path) -> None:
+    fake = FakeES(auth_fail=True)
+    sink = _sink(fake.port, tmp_path, url=f"http://elastic:Hunter2secret@127.0.0.1:{fake.port}")
+    try:
+        problem = sink.check_connection(2)
+        with pytest.raises(SinkFatalError) as info:
+            sink.send(_records(2))
+    finally:
+        sink.close()
+        fake.close()
+    assert problem is not None and "credentials" in problem
+    for text in (problem, str(info.value), sink.describe()):
+        assert "Hunter2secret" not in text
+        assert "elastic:***@127.0.0.1" in text
+
+
+def test_unreachable_check_connection_names_masked_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOGPIPE_ES_API_KEY", "id1:apikeysecret")
+    port = _free_port()
+    sink = _sink(port, tmp_path, url=f"http://bob:pw-s3cret@127.0.0.1:{port}")
+    started = time.monotonic()
+    problem = sink.check_connection(1.0)
+    sink.close()
+    assert time.monotonic() - started < 5
+    assert problem == f"cannot reach Elasticsearch at http://bob:***@127.0.0.1:{port}: connection refused"
+
+
+def test_concurrent_parts_all_acknowledged_and_split_by_bytes(tmp_path: Path) -> None:
+    fake = FakeES()
+    sink = _sink(fake.port, tmp_path, concurrency=3, max_batch_bytes=20_000, max_batch_docs=400)
+    try:
+        result = sink.send(_records(3000))
+    finally:
+        sink.close()
+        fake.close()
+    assert result.delivered == 3000 and len(fake.stored) == 3000
+    assert len(fake.requests) > 3
+    assert max(len(r) for r in fake.requests) <= 400
+    assert all("_id" not in doc for doc in fake.stored.values())  # metadata, not source

@@ -1,0 +1,158 @@
+"""Stateful property test: random writes, partial writes, rename and copytruncate rotations,
+gzip of old generations, truncation, delete + recreate (inode reuse) and restarts from the
+checkpoint, checked against a model of what was written: every complete line exactly once."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from logpipe.config import Config, InputConfig
+from logpipe.stages import PipelineStats
+from logpipe.tail.checkpoint import CheckpointStore
+from logpipe.tail.source import TailFront
+
+
+class FollowerMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.dir = Path(tempfile.mkdtemp(prefix="lp-model-"))
+        self.log = self.dir / "app.log"
+        self.log.touch()
+        self.cfg = Config()
+        self.cfg.inputs = [InputConfig(paths=[str(self.dir / "app.log*")], format="raw")]
+        p = self.cfg.pipeline
+        p.rotate_wait_s = 0.0
+        p.read_chunk_bytes = 97  # small reads: rotations land in the middle of files
+        p.max_line_bytes = 4096
+        self.ckpt = self.dir / "state" / "ckpt.json"
+        self.expected: list[str] = []
+        self.seen: list[str] = []
+        self.ids: Counter[tuple[str, int]] = Counter()
+        self.partial: str | None = None
+        self.n = 0
+        self._open_front()
+
+    def _open_front(self) -> None:
+        self.store = CheckpointStore(self.ckpt)
+        self.front = TailFront(self.cfg, PipelineStats(), store=self.store, use_events=False)
+
+    def teardown(self) -> None:
+        self.front.close()
+        self.store.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    # -- the reader ---------------------------------------------------------------------
+    def _turn(self) -> int:
+        self.front.watcher.request_scan()
+        got = 0
+        for chunk in self.front.read():
+            got += 1
+            for start, text in zip(chunk.lines.starts, chunk.lines.texts, strict=True):
+                self.ids[(chunk.stream.fp, start)] += 1
+                self.seen.append(text)
+            self.front.acknowledge({chunk.stream.key: chunk.safe_offset})
+        return got
+
+    def _drain(self) -> None:
+        idle = 0
+        for _ in range(500):
+            idle = idle + 1 if self._turn() == 0 else 0
+            if idle >= 3:
+                return
+
+    # -- the writer ---------------------------------------------------------------------
+    def _line(self, size: int) -> str:
+        self.n += 1
+        return f"line-{self.n:05d}-" + "x" * size
+
+    @rule(count=st.integers(1, 8), size=st.integers(0, 60))
+    def write(self, count: int, size: int) -> None:
+        lines = [self._line(size) for _ in range(count)]
+        with open(self.log, "a") as fh:
+            fh.write("".join(line + "\n" for line in lines))
+        if self.partial is not None:
+            lines[0] = self.partial + lines[0]
+            self.partial = None
+        self.expected += lines
+
+    @precondition(lambda self: self.partial is None)
+    @rule(size=st.integers(1, 150))
+    def write_partial(self, size: int) -> None:
+        self.partial = f"partial-{self.n:05d}-" + "p" * size
+        self.n += 1
+        with open(self.log, "a") as fh:
+            fh.write(self.partial)
+
+    @rule()
+    def read_turn(self) -> None:
+        self._turn()
+
+    def _shift_generations(self) -> None:
+        g1, g2 = self.dir / "app.log.1", self.dir / "app.log.2"
+        if g2.exists():
+            self._drain()  # logrotate's delaycompress: the reader had its chance
+            with open(g2, "rb") as src, gzip.open(self.dir / "app.log.2.gz", "wb") as dst:
+                dst.write(src.read())
+            g2.unlink()
+        if g1.exists():
+            os.rename(g1, g2)
+
+    @precondition(lambda self: self.partial is None)
+    @rule()
+    def rotate_rename(self) -> None:
+        self._shift_generations()
+        os.rename(self.log, self.dir / "app.log.1")
+        self.log.touch()
+
+    @precondition(lambda self: self.partial is None)
+    @rule()
+    def rotate_copytruncate(self) -> None:
+        self._shift_generations()
+        shutil.copyfile(self.log, self.dir / "app.log.1")
+        with open(self.log, "r+") as fh:
+            fh.truncate(0)
+
+    @precondition(lambda self: self.partial is None)
+    @rule()
+    def truncate_after_reading(self) -> None:
+        self._drain()
+        with open(self.log, "r+") as fh:
+            fh.truncate(0)
+
+    @precondition(lambda self: self.partial is None)
+    @rule()
+    def delete_and_recreate(self) -> None:
+        self._drain()
+        for p in self.dir.glob("app.log*"):
+            p.unlink()
+        self._drain()  # closes the deleted files, freeing their inodes for reuse
+        self.log.touch()
+
+    @rule()
+    def restart(self) -> None:
+        self.front.close()
+        self.store.close()
+        self._open_front()
+
+    @invariant()
+    def never_twice(self) -> None:
+        assert not [k for k, v in self.ids.items() if v > 1]
+        assert len(self.seen) == len(set(self.seen))
+
+    @rule()
+    def check_everything_delivered(self) -> None:
+        self._drain()
+        assert sorted(self.seen) == sorted(self.expected)
+
+
+FollowerMachine.TestCase.settings = settings(max_examples=40, stateful_step_count=30, deadline=None)
+TestFollower = FollowerMachine.TestCase
