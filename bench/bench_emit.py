@@ -5,7 +5,9 @@ python-json-logger on stdlib logging (json and orjson formatters), structlog +
 stdlib ProcessorFormatter, structlog's fastest native configuration, and a floor
 (build dict, orjson.dumps, write). Each timing covers the calls *and* getting every
 line onto disk (logpipe's queue is flushed inside the timed region), measured as process
-CPU time (all threads), best of several interleaved rounds.
+CPU time (all threads), best of several interleaved rounds. The path (and so the message)
+differs per record, as in a real service, so logpipe's scrub caches see realistic misses.
+ecs-logging is not installed here, so it is not measured.
 
     python bench/bench_emit.py --n 50000 --repeat 5
 """
@@ -30,17 +32,23 @@ CTX = {"request_id": "r-9f1c2a", "user_id": "u-1042", "workspace_id": "ws-17"}
 FIELDS = {"method": "GET", "path": "/api/v1/items/123", "route": "/api/v1/items/{id}", "status": 200,
           "duration_ms": 12.345, "client_ip": "10.0.3.7",
           "user_agent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/124.0", "bytes": 1834}
-MESSAGE = "GET /api/v1/items/123 200"
-_ctx: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("bench_ctx", default={})
+_ctx: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar("bench_ctx", default=None)
 
 Run = Callable[[int, Path], None]
+#: One (message, fields) per record: the same access-style record, except that the path (and so
+#: the message) differs per record, as it does in a real service; set up outside the timing.
+ITEMS: list[tuple[str, dict[str, object]]] = []
+
+
+def make_items(n: int) -> None:
+    ITEMS[:] = [(f"GET /api/v1/items/{i} 200", {**FIELDS, "path": f"/api/v1/items/{i}"}) for i in range(n)]
 
 
 class _CtxFilter(logging.Filter):
     """How stdlib users usually add request context: a filter reading a contextvar."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        for k, v in _ctx.get().items():
+        for k, v in (_ctx.get() or {}).items():
             setattr(record, k, v)
         return True
 
@@ -59,17 +67,17 @@ def _stdlib_logger(path: Path, formatter: logging.Formatter) -> tuple[logging.Lo
 
 def run_floor(n: int, path: Path) -> None:
     with open(path, "ab") as fh:
-        for _ in range(n):
-            rec = {"@timestamp": time.time(), "level": "info", "logger": "bench", "message": MESSAGE,
-                   **_ctx.get(), **FIELDS}
+        for message, fields in ITEMS:
+            rec = {"@timestamp": time.time(), "level": "info", "logger": "bench", "message": message,
+                   **(_ctx.get() or {}), **fields}
             fh.write(orjson.dumps(rec, option=orjson.OPT_APPEND_NEWLINE))
 
 
 def _run_stdlib(n: int, path: Path, formatter: logging.Formatter) -> None:
     logger, handler = _stdlib_logger(path, formatter)
     info = logger.info
-    for _ in range(n):
-        info(MESSAGE, extra=FIELDS)
+    for message, fields in ITEMS:
+        info(message, extra=fields)
     handler.close()
     logger.removeHandler(handler)
 
@@ -102,8 +110,8 @@ def run_structlog_processorformatter(n: int, path: Path) -> None:
                     structlog.processors.JSONRenderer(serializer=lambda o, **k: orjson.dumps(o).decode())])
     logger, handler = _stdlib_logger(path, fmt)
     log = structlog.get_logger(logger.name)
-    for _ in range(n):
-        log.info(MESSAGE, **FIELDS)
+    for message, fields in ITEMS:
+        log.info(message, **fields)
     handler.close()
     logger.removeHandler(handler)
     structlog.contextvars.clear_contextvars()
@@ -122,8 +130,8 @@ def run_structlog_native(n: int, path: Path) -> None:
             cache_logger_on_first_use=True,
         )
         log = structlog.get_logger()
-        for _ in range(n):
-            log.info(MESSAGE, **FIELDS)
+        for message, fields in ITEMS:
+            log.info(message, **fields)
     structlog.contextvars.clear_contextvars()
     structlog.reset_defaults()
 
@@ -139,12 +147,12 @@ def _run_logpipe(n: int, path: Path, *, api: str, scrub: bool) -> None:
         with logpipe.request_context(**CTX):
             if api == "stdlib":
                 info = logging.getLogger("bench.logpipe").info
-                for _ in range(n):
-                    info(MESSAGE, extra=FIELDS)
+                for message, fields in ITEMS:
+                    info(message, extra=fields)
             else:
                 log = logpipe.get_logger("bench.logpipe")
-                for _ in range(n):
-                    log.info(MESSAGE, **FIELDS)
+                for message, fields in ITEMS:
+                    log.info(message, **fields)
         flush_logging(600)
     finally:
         logpipe.shutdown_logging()
@@ -152,7 +160,8 @@ def _run_logpipe(n: int, path: Path, *, api: str, scrub: bool) -> None:
         import logpipe.emit.setup as s
 
         s._structlog_configured = False
-    lines = sum(1 for _ in open(logdir / "access.log", "rb"))
+    with open(logdir / "access.log", "rb") as fh:
+        lines = sum(1 for _ in fh)
     assert lines == n, (lines, n)
 
 
@@ -183,6 +192,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--n", type=int, default=50_000, help="records per setup")
     ap.add_argument("--repeat", type=int, default=5, help="interleaved rounds (best reported)")
     args = ap.parse_args(argv)
+    make_items(args.n)
     samples: dict[str, list[float]] = {name: [] for name, _ in SETUPS}
     with tempfile.TemporaryDirectory() as d:
         for r in range(args.repeat):  # interleaved rounds, so load spikes hit every setup alike

@@ -16,6 +16,7 @@ Chaos is seeded (DEMO_SEED) and can be forced per request: `?fail=503` answers t
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import random
@@ -91,7 +92,7 @@ class Chaos:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app and set up logging (files under settings.log_dir)."""
-    from logpipe import get_logger, setup_logging
+    from logpipe import bind_context, get_logger, setup_logging
     from logpipe.middleware import LoggingMiddleware
 
     settings = settings or Settings.from_env()
@@ -118,25 +119,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/api/v1/users/{user_id}")
     async def get_user(user_id: int, request: Request) -> dict[str, Any]:
+        bind_context(user_id=str(user_id))  # request-scoped: the access record carries it too
         await chaos_gate(request, 2.0, "user lookup")
-        log.info("user fetched", user_id=str(user_id))
+        log.info("user fetched")
         return {"id": user_id, "name": f"user-{user_id}"}
 
     @app.get("/api/v1/workspaces/{workspace_id}/invoices/{invoice_id}")
     async def get_invoice(workspace_id: str, invoice_id: int, request: Request) -> dict[str, Any]:
+        bind_context(workspace_id=workspace_id)
         await chaos_gate(request, 5.0, "invoice lookup")
-        log.info("invoice fetched", workspace_id=workspace_id, invoice_id=invoice_id)
+        log.info("invoice fetched", invoice_id=invoice_id)
         return {"workspace": workspace_id, "invoice": invoice_id, "amount_cents": invoice_id % 9000 + 100}
 
     @app.post("/api/v1/workspaces/{workspace_id}/invoices")
     async def create_invoice(workspace_id: str, request: Request) -> JSONResponse:
+        bind_context(workspace_id=workspace_id)
         await chaos_gate(request, 8.0, "invoice create")
-        body = await request.json() if await request.body() else {}
-        amount = body.get("amount_cents")
-        if not isinstance(amount, int) or amount <= 0:
-            legacy.warning("invoice rejected", extra={"workspace_id": workspace_id, "reason": "bad amount"})
+        try:
+            body = json.loads(await request.body() or b"{}")
+        except ValueError:
+            body = None
+        amount = body.get("amount_cents") if isinstance(body, dict) else None
+        if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
+            legacy.warning("invoice rejected", extra={"reason": "bad amount"})
             return JSONResponse({"error": "amount_cents must be a positive integer"}, status_code=422)
-        log.info("invoice created", workspace_id=workspace_id, amount_cents=amount)
+        log.info("invoice created", amount_cents=amount)
         return JSONResponse({"workspace": workspace_id, "amount_cents": amount}, status_code=201)
 
     @app.get("/api/v1/search")

@@ -10,8 +10,14 @@ already carry an `_id` (archive segments being replayed) keep it and their origi
 from __future__ import annotations
 
 import logging
+import os
+import pickle
 import socket
-from typing import Any
+import struct
+import subprocess
+import sys
+import time
+from typing import Any, BinaryIO
 
 from logpipe import fields
 from logpipe.config import ScrubConfig
@@ -33,24 +39,191 @@ def load_scrubber(cfg: ScrubConfig) -> Any | None:
     return Scrubber.from_config(cfg)
 
 
-class Enricher:
-    """Batch enrichment for one pipeline; cheap per record (a few dict stores)."""
+def suspicious_lines(scrubber: Any, texts: list[str], batch_guard: bool = True) -> list[int]:
+    """Indices of the texts the scrubber's guard flags (one pass over a clean batch)."""
+    if batch_guard and not scrubber.suspicious("\n".join(texts)):
+        return []
+    suspicious = scrubber.suspicious
+    return [i for i, t in enumerate(texts) if suspicious(t)]
 
-    def __init__(self, host: str = "", scrubber: Any | None = None, scrub_cfg: ScrubConfig | None = None) -> None:
+
+def scrub_keeping_id(scrubber: Any, rec: dict[str, Any]) -> None:
+    """Scrub a record in place; a replayed record's `_id` is ours, not PII."""
+    kept = rec.pop(fields.ID, None)
+    scrubber.scrub_record(rec)
+    if kept is not None:
+        rec[fields.ID] = kept
+
+
+def _send(fh: BinaryIO, obj: Any) -> None:
+    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    fh.write(struct.pack("<Q", len(data)))
+    fh.write(data)
+    fh.flush()
+
+
+def _recv(fh: BinaryIO) -> Any:
+    head = fh.read(8)
+    if len(head) < 8:
+        raise EOFError("scrub helper pipe closed")
+    (size,) = struct.unpack("<Q", head)
+    data = fh.read(size)
+    if len(data) < size:
+        raise EOFError("scrub helper pipe closed")
+    return pickle.loads(data)
+
+
+def serve_guard() -> None:
+    """The helper process: scrub config first, then (seq, texts, batch_guard, fmt) requests;
+    replies (seq, [(index, scrubbed record), ...]). Exits when its stdin closes, which is also
+    what happens when the parent is killed."""
+    from logpipe.parse import make_parser
+    from logpipe.scrub import Scrubber
+
+    inp, out = sys.stdin.buffer, sys.stdout.buffer
+    try:
+        scrubber = Scrubber.from_config(_recv(inp))
+        parsers: dict[tuple[str, str, str], Any] = {}
+        while True:
+            seq, texts, batch_guard, fmt = _recv(inp)
+            hits = suspicious_lines(scrubber, texts, batch_guard)
+            result: list[tuple[int, dict[str, Any]]] = []
+            if hits:
+                parse = parsers.get(fmt)
+                if parse is None:
+                    parse = parsers[fmt] = make_parser(fmt[0], tz=fmt[1], service=fmt[2])
+                records = parse([texts[i] for i in hits])
+                for rec in records:
+                    scrub_keeping_id(scrubber, rec)
+                result = list(zip(hits, records, strict=True))
+            _send(out, (seq, result))
+    except (EOFError, BrokenPipeError, KeyboardInterrupt):
+        return
+
+
+class Guard:
+    """A pending answer from the helper for texts[:split] (read when the caller needs it);
+    the caller scrubs texts[split:] itself meanwhile."""
+
+    def __init__(self, pool: GuardPool, seq: int, split: int) -> None:
+        self.pool = pool
+        self.seq = seq
+        self.split = split
+
+    def result(self) -> list[tuple[int, dict[str, Any]]]:
+        return self.pool.collect(self.seq)
+
+
+class GuardPool:
+    """One helper process (the second core) that finds the lines needing scrubbing and
+    scrubs them: the scrubber's guard and record scrub cost more than everything else.
+
+    A plain child on pipes rather than multiprocessing: it dies with its parent (EOF on
+    stdin, even after kill -9) and never re-runs the CLI's __main__.
+    """
+
+    MIN_LINES = 256  # below this the round trip costs more than it saves
+
+    def __init__(self, cfg: ScrubConfig) -> None:
+        self.cfg = cfg
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._seq = 0
+        self._failed = False
+        self.share = 0.75  # fraction of each batch the helper scrubs
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", "from logpipe.enrich import serve_guard; serve_guard()"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True,
+        )
+        assert proc.stdin is not None
+        _send(proc.stdin, self.cfg)
+        return proc
+
+    def submit(self, texts: list[str], batch_guard: bool, fmt: tuple[str, str, str]) -> Guard | None:
+        """Hand the first `share` of `texts` to the helper; the caller keeps the rest, so
+        both cores stay busy (the share adapts to who waits for whom)."""
+        if self._failed:
+            return None
+        try:
+            if self._proc is None:
+                self._proc = self._start()
+            self._seq += 1
+            split = int(len(texts) * self.share)
+            assert self._proc.stdin is not None
+            _send(self._proc.stdin, (self._seq, texts[:split], batch_guard, fmt))
+            return Guard(self, self._seq, split)
+        except (OSError, pickle.PicklingError) as exc:
+            self._give_up(exc)
+            return None
+
+    def collect(self, seq: int) -> list[tuple[int, dict[str, Any]]]:
+        assert self._proc is not None and self._proc.stdout is not None
+        t0 = time.monotonic()
+        while True:
+            got, result = _recv(self._proc.stdout)
+            if got == seq:
+                break
+        waited = time.monotonic() - t0
+        self.share = max(0.3, self.share - 0.02) if waited > 0.002 else min(1.0, self.share + 0.02)
+        return result
+
+    def _give_up(self, exc: BaseException) -> None:
+        log.warning("scrub helper process unavailable (%s); scrubbing in-process", exc)
+        self._failed = True
+        self.close()
+
+    def close(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        try:
+            if proc.stdin is not None:
+                proc.stdin.close()
+            proc.wait(5)
+        except (OSError, subprocess.TimeoutExpired):
+            proc.kill()
+            proc.wait(5)
+        finally:
+            if proc.stdout is not None:
+                proc.stdout.close()
+
+
+class Enricher:
+    """Batch enrichment for one pipeline; cheap per record (a few dict stores).
+
+    The scrubber's per-line guard is the costliest step of the whole pipeline, and a pure
+    function of the text: for big batches it runs in a helper process (`GuardPool`) on the
+    second core while this one parses.
+    """
+
+    def __init__(self, host: str = "", scrubber: Any | None = None, scrub_cfg: ScrubConfig | None = None,
+                 parallel: bool | None = None) -> None:
         self.host = host or socket.gethostname()
         self.scrubber = scrubber
         # A guard over a whole batch's text is only equivalent to per-line guards when no
         # user pattern could be anchored to line edges.
         self._batch_guard = scrubber is not None and not (scrub_cfg and scrub_cfg.extra_patterns)
+        if parallel is None:
+            parallel = (os.cpu_count() or 1) >= 2
+        self.pool = GuardPool(scrub_cfg) if (parallel and scrubber is not None and scrub_cfg) else None
+
+    def start_guard(self, texts: list[str], fmt: tuple[str, str, str]) -> Guard | None:
+        """Begin scrubbing in the helper process (when worth it): it finds the lines that need
+        it and returns their records (parsed as `fmt` = (format, tz, service)) scrubbed."""
+        if self.pool is None or len(texts) < GuardPool.MIN_LINES:
+            return None
+        return self.pool.submit(texts, self._batch_guard, fmt)
 
     def apply(self, records: list[dict[str, Any]], texts: list[str], starts: list[int], path: str,
-              fp: str, tags: dict[int, list[str]] | None = None, extra_tags: list[str] | None = None) -> None:
+              fp: str, tags: dict[int, list[str]] | None = None, extra_tags: list[str] | None = None,
+              guard: Guard | None = None) -> None:
         """Enrich `records` in place; `texts`/`starts` are their raw events and offsets."""
-        self.scrub(records, texts)  # before our own fields: an id must never look like a card number
+        self.scrub(records, texts, guard)  # before our own fields: an id must never look like a card number
         host = self.host
         H, F, O, I = fields.HOST, fields.LOG_FILE, fields.LOG_OFFSET, fields.ID  # noqa: E741, N806
         for rec, start in zip(records, starts, strict=True):
-            if I in rec:
+            if rec.get(I):  # already has an id (a replayed archive record): keep it all
                 continue
             rec[H] = host
             rec[F] = path
@@ -59,21 +232,30 @@ class Enricher:
         if tags or extra_tags:
             self._merge_tags(records, starts, tags or {}, extra_tags or [])
 
-    def scrub(self, records: list[dict[str, Any]], texts: list[str]) -> None:
+    def scrub(self, records: list[dict[str, Any]], texts: list[str], guard: Guard | None = None) -> None:
         scrubber = self.scrubber
         if scrubber is None or not records:
             return
-        if self._batch_guard and not scrubber.suspicious("\n".join(texts)):
-            return
-        suspicious = scrubber.suspicious
-        scrub = scrubber.scrub_record
-        ident = fields.ID
-        for rec, text in zip(records, texts, strict=True):
-            if suspicious(text):
-                kept = rec.pop(ident, None)  # a replayed record's id is ours, not PII
-                scrub(rec)
-                if kept is not None:
-                    rec[ident] = kept
+        if guard is not None:
+            split = guard.split
+            for i in suspicious_lines(scrubber, texts[split:], self._batch_guard):
+                scrub_keeping_id(scrubber, records[split + i])
+            try:
+                for i, rec in guard.result():
+                    records[i] = rec
+                return
+            except Exception as exc:  # noqa: BLE001 - the helper died: scrub here instead
+                if self.pool is not None:
+                    self.pool._give_up(exc)
+                self.pool = None
+            texts = texts[:split]  # the helper's share, now done here
+        for i in suspicious_lines(scrubber, texts, self._batch_guard):
+            scrub_keeping_id(scrubber, records[i])
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
+            self.pool = None
 
     @staticmethod
     def _merge_tags(records: list[dict[str, Any]], starts: list[int], tags: dict[int, list[str]],

@@ -8,6 +8,11 @@ exception is logged once with its stack, recorded as status 500, and re-raised.
 
     app.add_middleware(LoggingMiddleware)                   # FastAPI / Starlette
     app.wsgi_app = WSGILoggingMiddleware(app.wsgi_app)       # Flask
+
+Options (both): trusted_proxies (IPs/CIDRs whose X-Forwarded-For is believed), slow_ms,
+error_ms, timer (a monotonic clock in seconds; the demo passes a simulated one).
+Access records go to the `logpipe.access` logger (access.log only); unhandled
+exceptions to `logpipe.request`.
 """
 
 from __future__ import annotations
@@ -174,22 +179,22 @@ class LoggingMiddleware:
 
         method = str(scope.get("method", ""))
         path = str(scope.get("path", ""))
-        try:
-            with request_context(request_id=rid):
-                try:
-                    await self.app(scope, receive, send_wrapper)
-                except BaseException as exc:
-                    status = 500
-                    if isinstance(exc, Exception):
-                        self.log.log_exception(exc, method, path)
-                    raise
-        finally:
-            duration = ((end or timer()) - start) * 1000
-            client = scope.get("client")
-            peer = client[0] if client else None
-            ip = resolve_client_ip(peer, _header(headers, b"x-forwarded-for"), self.log.trusted)
-            query = scope.get("query_string", b"")
-            with request_context(request_id=rid):
+        # The access record is emitted inside the request's context, so fields the handler
+        # bound (bind_context(user_id=...)) are on it too; leaving the block restores the caller's.
+        with request_context(request_id=rid):
+            try:
+                await self.app(scope, receive, send_wrapper)
+            except BaseException as exc:
+                status = 500
+                if isinstance(exc, Exception):
+                    self.log.log_exception(exc, method, path)
+                raise
+            finally:
+                duration = ((end or timer()) - start) * 1000
+                client = scope.get("client")
+                peer = client[0] if client else None
+                ip = resolve_client_ip(peer, _header(headers, b"x-forwarded-for"), self.log.trusted)
+                query = scope.get("query_string", b"")
                 self.log.emit(method=method, path=path,
                               query=query.decode("latin-1") if isinstance(query, bytes) else str(query),
                               route=_asgi_route(scope), status=status, duration_ms=duration, client_ip=ip,

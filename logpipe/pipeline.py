@@ -89,6 +89,8 @@ class _StreamState:
         self.fmt = fmt
         self.parse = make_parser(fmt, tz=inp.tz, service=inp.service)
         self.joiner = MultilineJoiner(inp.multiline, fmt)
+        # Formats whose writers never split events over lines skip the joiner entirely.
+        self.passthrough = bool(getattr(self.joiner, "passthrough", getattr(self.joiner, "_passthrough", False)))
         self.timeout = inp.multiline.timeout_s
         self.safe = 0  # last safe offset reported by the front for this stream
 
@@ -121,6 +123,7 @@ class Pipeline:
         self._queue: queue.Queue[Batch | None] = queue.Queue()
         self._cond = threading.Condition()
         self._stop = threading.Event()
+        self._stop_at = 0.0
         self._fatal = ""
         self._aborted = False
         self._paced = 0
@@ -132,7 +135,12 @@ class Pipeline:
         """Finish gracefully (deliver what was read); a second call abandons retries."""
         if self._stop.is_set():
             self.sink.stop_event.set()
+        else:
+            self._stop_at = time.monotonic()
         self._stop.set()
+        wake = getattr(self.front, "wake", None)
+        if wake is not None:  # do not sleep out a poll interval before stopping
+            wake()
         with self._cond:
             self._cond.notify_all()
 
@@ -199,6 +207,7 @@ class Pipeline:
                 self.sink.stop_event.set()
                 self._sink_thread.join(self.grace)
             self.front.close()
+            self.enricher.close()
             try:
                 self.sink.close()
             except Exception as exc:  # noqa: BLE001 - closing must not hide the real outcome
@@ -216,10 +225,14 @@ class Pipeline:
             return
         st.safe = chunk.safe_offset
         st.stream = chunk.stream
+        if chunk.eof:
+            del self._states[key]
+        if st.passthrough:  # one event per line: skip building and unpacking event tuples
+            self._emit_lines(st.stream, st, lines.starts, lines.ends, lines.texts, lines.tags, chunk.safe_offset)
+            return
         events = st.joiner.feed(list(zip(lines.starts, lines.ends, lines.texts, strict=True))) if lines.texts else []
         if chunk.eof:
             events += st.joiner.flush()
-            del self._states[key]
         pending = st.joiner.pending_start
         safe = chunk.safe_offset if pending is None else min(pending, chunk.safe_offset)
         self._emit(st.stream, st, events, lines.tags, safe)
@@ -252,7 +265,17 @@ class Pipeline:
             i = bisect_right(starts, s) - 1
             if i >= 0:
                 tags.setdefault(starts[i], []).extend(x for x in t if x not in tags.get(starts[i], ()))
-        blank = [i for i, t in enumerate(texts) if not t or t.isspace()]
+        self._emit_lines(stream, st, starts, ends, texts, tags, safe)
+
+    def _emit_lines(self, stream: Stream, st: _StreamState, starts: list[int], ends: list[int],
+                    texts: list[str], tags: dict[int, list[str]], safe: int) -> None:
+        """Events (one text each) -> records in batches; acks up to `safe` after the last."""
+        key = stream.key
+        if not texts:
+            self._add_ack(key, safe)
+            return
+        blank = ([i for i, t in enumerate(texts) if not t or t.isspace()]
+                 if "" in texts or any(map(str.isspace, texts)) else None)
         if blank:
             self._count_drop("empty_line", len(blank))
             drop = set(blank)
@@ -275,13 +298,15 @@ class Pipeline:
 
     def _add_records(self, stream: Stream, st: _StreamState, texts: list[str], starts: list[int],
                      tags: dict[int, list[str]], ack: int, nbytes: int) -> None:
+        inp = stream.input
+        guard = self.enricher.start_guard(texts, (st.fmt, inp.tz, inp.service))
         records = st.parse(texts)
         stats = self.stats
         stats.records_parsed += len(records)
         stats.parse_failures += sum(
             1 for r in records if (t := r.get(fields.TAGS)) and fields.TAG_PARSE_FAILURE in t
         )
-        self.enricher.apply(records, texts, starts, stream.path, stream.fp, tags, stream.input.tags)
+        self.enricher.apply(records, texts, starts, stream.path, stream.fp, tags, stream.input.tags, guard)
         if self.tap is not None:
             self.tap.observe(records)
         if self.record_filter is not None:
@@ -336,6 +361,10 @@ class Pipeline:
                      or (self.stats.inflight_bytes + batch.nbytes > self.max_bytes
                          and self.stats.inflight_batches > 0))
             ):
+                if self._stop.is_set() and time.monotonic() - self._stop_at > self.grace:
+                    # Shutting down with the sink stuck: leave this batch unsent and
+                    # unacknowledged; its lines are read again after a restart.
+                    return
                 self._cond.wait(0.25)
             self.stats.inflight_batches += 1
             self.stats.inflight_bytes += batch.nbytes

@@ -164,3 +164,29 @@ def test_dead_or_failing_webhook_is_counted_and_never_blocks() -> None:
         erroring.stop()
     finally:
         failing.close()
+
+
+def test_no_access_records_fires_when_traffic_stops_not_before() -> None:
+    from logpipe.metrics.alerts import default_rules
+
+    clock = Clock()
+    engine = AlertEngine([r for r in default_rules() if r.name == "no_access_records"])
+    tap = LogMetricsTap(interval_s=0, alerts=engine, clock=clock)
+    tap.observe([{"level": "info", "message": "app only"}])
+    for _ in range(40):  # 10 minutes of app logs only: nothing to say about access logs
+        clock.t += 15
+        tap.tick()
+    assert tap.drain_records() == []
+    tap.observe(_burst(5, 200))
+    for _ in range(19):  # 4 min 45 s of silence: not yet
+        clock.t += 15
+        tap.tick()
+    assert tap.drain_records() == []
+    clock.t += 20
+    tap.tick()
+    fired = tap.drain_records()
+    assert [(a[F.ALERT_NAME], a[F.ALERT_STATE], a[F.ALERT_SEVERITY]) for a in fired] == [
+        ("no_access_records", "firing", "warning")]
+    clock.t += 5  # alert rules are evaluated at most every 5 s
+    tap.observe(_burst(1, 200))
+    assert [a[F.ALERT_STATE] for a in tap.drain_records()] == ["resolved"]

@@ -25,9 +25,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # demo/ lives at the repo root
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the forward receiver test helper
 
+from fluentd_receiver import FluentdReceiver  # noqa: E402
+
 from demo import traffic  # noqa: E402
 from demo.app import Settings, create_app  # noqa: E402
-from fluentd_receiver import FluentdReceiver  # noqa: E402
 
 KEY = "compose-test-shared-key"
 

@@ -230,14 +230,23 @@ def test_elasticsearch_port_is_used_consistently(services: dict[str, dict[str, A
     argv = _command(services["es-setup"])
     es = urlsplit(argv[argv.index("--es") + 1])
     assert (es.hostname, es.port) == ("elasticsearch", 9200)
-    conf = _fluent_conf()
+    # What fluent.conf's elasticsearch output resolves to under compose: `host`/`port` are either
+    # literal or "#{ENV['X'] || 'default'}", and compose may set X for the fluentd service.
     env = _env(services["fluentd"])
-    # fluent.conf names the server either literally or through an environment variable we set.
-    conf_hosts = set(re.findall(r"^\s*(?:host|hosts)\s+(.+)$", conf, flags=re.M))
-    assert conf_hosts, "fluent.conf has no elasticsearch host"
-    text = " ".join(conf_hosts) + " " + " ".join(
-        env.get(v, "") for v in re.findall(r"ENV\[['\"](\w+)['\"]\]", " ".join(conf_hosts)))
-    assert "elasticsearch" in text and ("9200" in text or "9200" in conf or "9200" in env.values())
+    match = re.search(r"<match logpipe\.\*\*>(.*?)</match>", _fluent_conf(), flags=re.S)
+    assert match, "fluent.conf has no <match logpipe.**> output"
+
+    def resolved(key: str) -> str:
+        line = re.search(rf"^\s*{key}\s+(.+)$", match.group(1), flags=re.M)
+        assert line, f"fluent.conf's elasticsearch output has no {key}"
+        value = line.group(1).strip().strip('"')
+        ref = re.search(r"ENV\[['\"](\w+)['\"]\](?:\s*\|\|\s*'?([\w.-]+)'?)?", value)
+        if not ref:
+            return value
+        return env.get(ref.group(1)) or (ref.group(2) or "")
+
+    assert resolved("host") == "elasticsearch", "Fluentd must write to the compose elasticsearch service"
+    assert resolved("port") == "9200"
 
 
 def test_demo_port_and_log_volume_meet_the_sidecar(services: dict[str, dict[str, Any]]) -> None:
@@ -344,6 +353,7 @@ def test_kibana_objects_are_generated_and_loaded(services: dict[str, dict[str, A
     assert "./kibana/logpipe.ndjson" in mounted
     script = " ".join(_command(services["kibana-setup"]))
     assert "/api/saved_objects/_import" in script and "kbn-xsrf" in script and "overwrite=true" in script
+    assert '"success":true' in script, "Kibana answers 200 with success:false when objects fail to import"
 
 
 def test_kibana_objects_reference_what_they_use() -> None:

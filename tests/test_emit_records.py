@@ -253,3 +253,114 @@ def test_opentelemetry_ids_added_when_a_span_is_active(logdir: Path) -> None:
     a, b = read_json_lines(logdir / "app.log")
     assert a[F.TRACE_ID] == "4bf92f3577b34da6a3ce929d0e0e4736" and a[F.SPAN_ID] == "00f067aa0ba902b7"
     assert F.TRACE_ID not in b
+
+
+def test_forked_child_logs_through_its_own_writer(tmp_path: Path) -> None:
+    try:
+        setup_logging(service="fork", log_dir=tmp_path, console="off")
+        logging.getLogger("parent").info("before fork")
+        pid = os.fork()
+        if pid == 0:  # child: log, flush, leave without running the parent's test machinery
+            code = 1
+            try:
+                logging.getLogger("child").info("from child", extra={"child_pid": os.getpid()})
+                shutdown_logging()
+                code = 0
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        logging.getLogger("parent").info("after fork")
+    finally:
+        shutdown_logging()
+    recs = read_json_lines(tmp_path / "app.log")
+    assert sorted(r[F.MESSAGE] for r in recs) == ["after fork", "before fork", "from child"]
+    (child,) = [r for r in recs if r[F.MESSAGE] == "from child"]
+    assert child[F.PID] == child["child_pid"] != os.getpid()
+
+
+def test_formatter_for_user_configured_handlers(capsys: pytest.CaptureFixture[str]) -> None:
+    import logging.config
+
+    logging.config.dictConfig({
+        "version": 1, "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "logpipe.emit.formatter.LogpipeFormatter", "service": "django-app"}},
+        "handlers": {"out": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"}},
+        "loggers": {"djangoish": {"handlers": ["out"], "level": "INFO", "propagate": False}},
+    })
+    log = logging.getLogger("djangoish")
+    try:
+        with request_context(request_id="r-5"):
+            log.warning("signup from %s", "ann@example.com", extra={"plan": "pro"})
+    finally:
+        for h in list(log.handlers):
+            log.removeHandler(h)
+    (line,) = capsys.readouterr().out.splitlines()
+    rec = json.loads(line)
+    assert list(rec)[:5] == [F.TIMESTAMP, F.LEVEL, F.LOGGER, F.MESSAGE, F.SERVICE]
+    assert rec[F.SERVICE] == "django-app" and rec[F.REQUEST_ID] == "r-5" and rec["plan"] == "pro"
+    assert rec[F.MESSAGE] == "signup from [REDACTED:email]"
+
+
+def test_structlog_bound_context_fields_keep_schema_order(logdir: Path) -> None:
+    log = get_logger("bound").bind(user_id="u-bound")
+    with request_context(request_id="r-1", tenant="t-1"):
+        log.info("hello", detail=1)
+    flushed()
+    (rec,) = read_json_lines(logdir / "app.log")
+    assert list(rec)[9:] == [F.REQUEST_ID, F.USER_ID, "tenant", "detail"]
+    assert rec[F.USER_ID] == "u-bound"
+
+
+def test_a_slow_disk_does_not_block_callers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    from logpipe.emit import files
+
+    real_append = files.LogFile._append
+
+    def slow_append(self: files.LogFile, data: bytes) -> None:
+        time.sleep(0.3)
+        real_append(self, data)
+
+    monkeypatch.setattr(files.LogFile, "_append", slow_append)
+    try:
+        setup_logging(service="slow", log_dir=tmp_path, console="off")
+        log = logging.getLogger("slow")
+        start = time.perf_counter()
+        for i in range(200):
+            log.info("req %d", i)
+            if i == 0:
+                time.sleep(0.05)  # let the writer pick up the first record and stall on the disk
+        elapsed = time.perf_counter() - start
+    finally:
+        shutdown_logging()
+    assert elapsed < 0.25  # the callers never waited for the 0.3 s writes
+    assert [r[F.MESSAGE] for r in read_json_lines(tmp_path / "app.log")] == [f"req {i}" for i in range(200)]
+
+
+def test_write_errors_are_reported_and_the_writer_keeps_going(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from logpipe.emit import files
+
+    real_append = files.LogFile._append
+    failing = [True]
+
+    def flaky_append(self: files.LogFile, data: bytes) -> None:
+        if failing[0]:
+            raise OSError(28, "No space left on device")
+        real_append(self, data)
+
+    monkeypatch.setattr(files.LogFile, "_append", flaky_append)
+    monkeypatch.setattr(files, "_warned", set())
+    try:
+        setup_logging(service="disk", log_dir=tmp_path, console="off")
+        logging.getLogger("disk").info("lost while the disk is full")
+        flushed()
+        failing[0] = False
+        logging.getLogger("disk").info("written after recovery")
+        flushed()
+    finally:
+        shutdown_logging()
+    assert "No space left on device" in capsys.readouterr().err
+    assert [r[F.MESSAGE] for r in read_json_lines(tmp_path / "app.log")] == ["written after recovery"]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from logpipe.emit import handlers
+from logpipe.emit import files
 from logpipe.emit.setup import flush_logging, setup_logging, shutdown_logging
 
 DAY = 86400
@@ -61,7 +61,7 @@ def test_size_rotation_keeps_only_the_newest_generations(tmp_path: Path) -> None
 
 def test_time_rotation_at_utc_midnight(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     clock = [1_700_000_000.0]  # 2023-11-14T22:13:20Z
-    monkeypatch.setattr(handlers, "_now", lambda: clock[0])
+    monkeypatch.setattr(files, "_now", lambda: clock[0])
     expected_err: list[int] = []
     expected_acc: list[int] = []
     n = 0
@@ -92,7 +92,7 @@ def test_time_rotation_at_utc_midnight(tmp_path: Path, monkeypatch: pytest.Monke
 
 def test_time_rotation_prunes_old_days(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     clock = [1_700_000_000.0]
-    monkeypatch.setattr(handlers, "_now", lambda: clock[0])
+    monkeypatch.setattr(files, "_now", lambda: clock[0])
     try:
         setup_logging(service="rot", log_dir=tmp_path, console="off", error_backup_count=2)
         for day in range(5):
@@ -107,7 +107,7 @@ def test_time_rotation_prunes_old_days(tmp_path: Path, monkeypatch: pytest.Monke
 
 def test_restart_rotates_a_file_left_from_an_earlier_day(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     clock = [1_700_000_000.0]
-    monkeypatch.setattr(handlers, "_now", lambda: clock[0])
+    monkeypatch.setattr(files, "_now", lambda: clock[0])
     old = tmp_path / "error.log"
     old.write_text('{"message":"yesterday"}\n')
     import os

@@ -207,3 +207,31 @@ def test_concurrent_parts_all_acknowledged_and_split_by_bytes(tmp_path: Path) ->
     assert len(fake.requests) > 3
     assert max(len(r) for r in fake.requests) <= 400
     assert all("_id" not in doc for doc in fake.stored.values())  # metadata, not source
+
+
+def test_item_level_permission_error_is_fatal_not_dead_lettered(tmp_path: Path) -> None:
+    fake = FakeES()
+    fake.decide = lambda doc_id, n: (403, "security_exception")
+    sink = _sink(fake.port, tmp_path)
+    try:
+        with pytest.raises(SinkFatalError, match="refused to index"):
+            sink.send(_records(2))
+    finally:
+        sink.close()
+        fake.close()
+    assert not (tmp_path / "dl.ndjson").exists()
+
+
+def test_other_item_errors_are_dead_lettered_and_acknowledged(tmp_path: Path) -> None:
+    fake = FakeES()
+    # the original is rejected as unparseable; the dead-letter index takes it
+    fake.decide = lambda doc_id, n: (400, "document_parsing_exception") if n == 0 and doc_id == "d1" else (201, "")
+    sink = _sink(fake.port, tmp_path)
+    try:
+        result = sink.send(_records(3))
+    finally:
+        sink.close()
+        fake.close()
+    assert (result.delivered, result.dead_lettered) == (2, 1)
+    assert fake.requests == [["d0", "d1", "d2"], ["d1"]]
+    assert "document_parsing_exception" in result.errors[0]

@@ -65,32 +65,40 @@ def test_tail_scrape_counters_and_histogram_quantile(tmp_path: Path) -> None:
     log = tmp_path / "access.log"
     log.write_text("\n".join(combined_lines(t)) + "\n")
     port = _free_port()
+    cfg = tmp_path / "logpipe.toml"
+    cfg.write_text(f'[metrics]\naddr = "127.0.0.1:{port}"\ninterval_s = 1.0\n')
+    out = tmp_path / "sink.ndjson"
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "logpipe", "tail", str(log), "--format", "combined",
-         "--sink", f"file:{tmp_path / 'archive'}", "--checkpoint", str(tmp_path / "cp.json"),
-         "--metrics-addr", f"127.0.0.1:{port}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=tmp_path,
-    )
-    try:
-        fams: dict[str, list] = {}
+    with open(out, "wb") as sink_out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "logpipe", "tail", str(log), "--format", "combined", "--sink", "-",
+             "--config", str(cfg), "--checkpoint", str(tmp_path / "cp.json")],
+            stdout=sink_out, stderr=subprocess.PIPE, env=env, cwd=tmp_path,
+        )
+
+    def scrape_until(lines: int) -> dict[str, list]:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
             try:
-                code, body = _get(f"http://127.0.0.1:{port}/metrics")
+                _code, body = _get(f"http://127.0.0.1:{port}/metrics")
             except OSError:
                 time.sleep(0.2)
                 continue
             fams = _families(body.decode())
-            delivered = sum(s.value for s in fams.get("logpipe_records_delivered", []))
-            if delivered >= N:
-                break
+            if sum(s.value for s in fams.get("logpipe_records_delivered", [])) >= lines:
+                return fams
             time.sleep(0.2)
-        else:
-            raise AssertionError("tail did not deliver everything within 60 s")
+        raise AssertionError(f"tail did not deliver {lines} records within 60 s")
+
+    try:
+        fams = scrape_until(N)
         code, health = _get(f"http://127.0.0.1:{port}/healthz")
         assert code == 200 and json.loads(health)["status"] == "ok"
+        time.sleep(1.2)  # an interval passes; the next delivered batch carries the metric records
+        with open(log, "a") as fh:
+            fh.write("\n".join(combined_lines(traffic(5, seed=6))) + "\n")
+        scrape_until(N + 5)
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -98,6 +106,14 @@ def test_tail_scrape_counters_and_histogram_quantile(tmp_path: Path) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
+
+    # metric records went into the same sink as the logs
+    shipped = [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
+    metric = [r for r in shipped if r.get("event.kind") == "metric"]
+    overall = [r for r in metric if r["route"] == "*"]
+    assert overall and sum(r["count"] for r in overall) >= N
+    assert {"p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms", "error_rate", "window_s"} <= set(overall[0])
+    assert len(shipped) - len([r for r in shipped if "event.kind" in r]) == N + 5
 
     # pipeline self-metrics
     assert sum(s.value for s in fams["logpipe_lines_read"]) == N

@@ -116,3 +116,28 @@ def test_observe_never_raises_into_the_pipeline() -> None:
     tap.observe([_req()])
     assert tap.agg.total.overall_stats()["count"] == 2  # junk still counts as volume
     assert tap.internal_errors == 0
+
+
+def test_state_stays_bounded_under_cardinality_attack() -> None:
+    import random
+    import string
+
+    from logpipe.metrics.batch import CACHE_MAX
+
+    rng = random.Random(5)
+    tap = LogMetricsTap(max_routes_per_method=50, interval_s=0)
+
+    def word(n: int) -> str:
+        return "".join(rng.choice(string.ascii_lowercase) for _ in range(n))
+
+    for _ in range(60):
+        tap.observe([{"method": word(4).upper(), "path": f"/{word(6)}/{word(5)}", "status": 200,
+                      "duration_ms": rng.random() * 10 ** rng.randint(-3, 7)} for _ in range(2000)])
+    table = tap.agg.table
+    assert len(table.routes._routes) <= 33  # 32 methods + {other}
+    assert len(table.keys) <= 33 * 51
+    assert len(table._by_template) <= len(table.keys)
+    assert len(table._cache) <= CACHE_MAX
+    assert all(s.bucket_count <= 2048 for s in tap.agg.total.sketches.values())
+    assert tap.agg.total.overall_stats()["count"] == 120_000
+    assert tap.agg.routes_folded() > 100_000

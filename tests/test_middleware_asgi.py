@@ -19,6 +19,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Mount, Route
 from starlette.testclient import TestClient
 
+from logpipe import bind_context
 from logpipe import fields as F
 from logpipe.emit.setup import setup_logging, shutdown_logging
 from logpipe.middleware import LoggingMiddleware, resolve_client_ip, sane_request_id
@@ -42,6 +43,7 @@ def _fastapi(slow_ms: float = 200.0, error_ms: float = 1000.0, proxies: tuple[st
 
     @app.get("/items/{item_id}")
     async def item(item_id: int) -> dict[str, int]:
+        bind_context(user_id=f"u-{item_id}")  # the handler learns who the user is
         log.info("fetching item", extra={"item_id": item_id})
         return {"item_id": item_id}
 
@@ -80,8 +82,12 @@ def test_access_record_and_headers(logs: Path) -> None:
     assert acc[F.STATUS] == 200 and acc[F.BYTES] == len(resp.content) and acc[F.DURATION_MS] > 0
     assert acc[F.USER_AGENT] == "pytest-agent/1.0" and acc[F.CLIENT_IP] == "testclient"
     assert acc[F.REQUEST_ID] == rid and acc["query"] == "verbose=1" and acc[F.LEVEL] == "info"
+    assert acc[F.USER_ID] == "u-42"  # bound by the handler, carried onto the access record
     app_recs = read_json_lines(logs / "app.log")
     assert [(r[F.MESSAGE], r[F.REQUEST_ID], r["item_id"]) for r in app_recs] == [("fetching item", rid, 42)]
+    from logpipe.emit.context import get_context
+
+    assert dict(get_context()) == {}  # nothing leaked out of the request
 
 
 def test_supplied_request_id_is_honoured_and_bad_ones_replaced(logs: Path) -> None:
@@ -183,3 +189,56 @@ def test_non_http_scopes_pass_through() -> None:
 
     asyncio.run(LoggingMiddleware(app)({"type": "lifespan"}, None, None))  # type: ignore[arg-type]
     assert seen == ["lifespan"]
+
+
+class _Nasty:
+    """A __repr__ that itself logs and then fails: the request must still succeed."""
+
+    def __repr__(self) -> str:
+        logging.getLogger("nasty").warning("inside repr")
+        raise RuntimeError("repr failed")
+
+
+def test_broken_repr_in_a_handler_does_not_kill_the_request(logs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = logging.getLogger()
+    # pytest's capture handler re-raises on bad records; only logpipe's handler is under test here.
+    monkeypatch.setattr(root, "handlers", [h for h in root.handlers if getattr(h, "logpipe", False)])
+    from logpipe import get_logger
+
+    app = FastAPI()
+    app.add_middleware(LoggingMiddleware)
+
+    @app.get("/nasty")
+    async def nasty() -> dict[str, bool]:
+        logging.getLogger("handler").info("object: %r", _Nasty())
+        get_logger("handler").info("field", obj=_Nasty())
+        return {"ok": True}
+
+    with TestClient(app) as client:
+        resp = client.get("/nasty")
+    assert resp.status_code == 200 and resp.json() == {"ok": True}
+    flushed()
+    msgs = [r[F.MESSAGE] for r in read_json_lines(logs / "app.log")]
+    assert "inside repr" in msgs and "field" in msgs
+    assert any(m.startswith("object: %r [unformattable args") for m in msgs)
+    (acc,) = read_json_lines(logs / "access.log")
+    assert acc[F.STATUS] == 200
+
+
+def test_server_does_not_log_the_exception_a_second_time(logs: Path) -> None:
+    app = _fastapi()
+
+    async def serve() -> None:  # what uvicorn does when an exception escapes the app
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+            try:
+                await c.get("/boom")
+            except RuntimeError as exc:
+                logging.getLogger("uvicorn.error").error("Exception in ASGI application", exc_info=exc)
+        logging.getLogger("uvicorn.error").error("unrelated", exc_info=ValueError("other"))
+
+    asyncio.run(serve())
+    flushed()
+    errors = read_json_lines(logs / "error.log")
+    assert [(r[F.LOGGER], r[F.EXCEPTION]["type"]) for r in errors] == [
+        ("logpipe.request", "RuntimeError"), ("uvicorn.error", "ValueError")]

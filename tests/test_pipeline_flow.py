@@ -179,3 +179,39 @@ def test_checkpoint_resumes_after_restart(tmp_path: Path) -> None:
     store = CheckpointStore(cfg.pipeline.checkpoint_path)
     assert list(store.entries().values())[0]["path"] == str(log)
     store.close()
+
+
+def test_shutdown_with_sink_down_gives_up_after_grace_without_checkpointing(tmp_path: Path) -> None:
+    import time
+
+    log = tmp_path / "app.log"
+    json_lines(log, 50)
+    cfg = fast_config([str(log)], tmp_path, fmt="json")
+    sink = CollectSink()
+    sink.gate.clear()  # down for good
+    run = Running(cfg, sink, shutdown_grace_s=0.5)
+    assert wait_for(lambda: run.stats.inflight_batches >= 1, 5)
+    t0 = time.monotonic()
+    code = run.stop()
+    assert time.monotonic() - t0 < 5
+    assert code == 0 and not sink.records
+    assert saved_offsets(cfg) in ([], [0])
+
+
+def test_shutdown_with_full_window_and_dead_sink_does_not_hang(tmp_path: Path) -> None:
+    import time
+
+    log = tmp_path / "app.log"
+    json_lines(log, 2_000)
+    cfg = fast_config([str(log)], tmp_path, fmt="json", batch_max_records=10, inflight_max_batches=2,
+                      read_chunk_bytes=4_096)
+    sink = CollectSink()
+    sink.gate.clear()
+    run = Running(cfg, sink, shutdown_grace_s=0.3)
+    assert wait_for(lambda: run.stats.inflight_batches == 2, 5)
+    t0 = time.monotonic()
+    run.pipeline.stop()
+    run.thread.join(10)
+    assert not run.thread.is_alive() and time.monotonic() - t0 < 5
+    run.stop()
+    assert saved_offsets(cfg) in ([], [0])

@@ -82,3 +82,20 @@ def test_archive_table_output_and_errors(tmp_path: Path) -> None:
     assert res.exit_code != 0 and "does not exist" in res.output
     res = runner.invoke(cli, ["query", "x", "--archive", str(root), "--since", "1 fortnight"])
     assert res.exit_code != 0 and "invalid duration" in res.output
+
+
+def test_archive_written_by_the_archive_sink_is_searchable(tmp_path: Path) -> None:
+    from logpipe.config import SinkConfig
+    from logpipe.ship.factory import make_sink
+
+    sink = make_sink(SinkConfig(url=f"file:{tmp_path / 'arch'}"))
+    # old records archived today (a backfill): the day directory is today's, the records are not
+    recs = [{"_id": f"a{i}", "@timestamp": f"2020-01-0{1 + i}T12:00:00.000000Z", "level": "warning",
+             "service": "old", "message": f"disk {90 + i}% full", "request_id": "rq"} for i in range(3)]
+    sink.send(recs)
+    sink.flush()
+    sink.close()
+    res = CliRunner().invoke(cli, ["query", "level:warning AND disk", "--archive", str(tmp_path / "arch"), "--json",
+                                   "--from", "2020-01-02T00:00:00Z", "--until", "2020-01-02T23:59:59Z"])
+    assert res.exit_code == 0, res.output
+    assert [h["message"] for h in _json_lines(res.output)] == ["disk 91% full"]

@@ -91,3 +91,10 @@ def test_rate_limit_paces_records(tmp_path: Path) -> None:
 def test_nothing_to_replay_is_a_clear_error(tmp_path: Path) -> None:
     proc = replay(["missing/*.log"], tmp_path)
     assert proc.returncode == 2 and "nothing to replay" in proc.stderr
+
+
+def test_progress_bar_shows_bytes_and_records(tmp_path: Path) -> None:
+    write_log(tmp_path / "app.log", 0, 30, 0)
+    proc = replay(["app.log", "--sink", "file:out", "--progress"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "replay → file:out" in proc.stderr and "30 records" in proc.stderr

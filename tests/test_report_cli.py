@@ -35,7 +35,7 @@ def test_json_contract_over_a_rotated_gzipped_set(tmp_path: Path) -> None:
     assert [Path(f["path"]).name for f in doc["files"]] == ["access.log.2.gz", "access.log.1", "access.log"]
     assert doc["lines"] == 9000 and doc["parse_failures"] == 0
     o = doc["overall"]
-    assert STATS_KEYS <= set(o)
+    assert set(o) >= STATS_KEYS
     assert o["count"] == 9000
     assert abs(o["error_rate"] - float(np.mean(t.status >= 500))) < 1e-9
     # durations were written with ms precision in seconds ("0.042"), so compare with those

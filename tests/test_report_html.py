@@ -50,8 +50,8 @@ def test_html_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     # self-contained: nothing to fetch
     assert not re.search(r"<script[^>]*\bsrc=|<link\b|<img\b|url\(|@import", html)
     assert not re.search(r"(?:src|href)=\"(?:https?:)?//", html)
-    # the charts are there: three time series and two bar charts
-    assert html.count("<svg") == 5 and html.count("<polyline") == 3
+    # the charts are there: four time series and two bar charts
+    assert html.count("<svg") == 6 and html.count("<polyline") == 4
     assert "/api/users/{id}" in html and "Slowest requests" in html
 
     shot, stderr = _chromium(page, tmp_path, "report")

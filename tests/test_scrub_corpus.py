@@ -187,10 +187,11 @@ _ALPHABET = st.sampled_from(list("0123456789 -@.:/?=&_abcdeyJAKIQ") + ["password
 
 
 @settings(max_examples=300, deadline=None)
-@given(parts=st.lists(_ALPHABET, max_size=40), n=st.integers(min_value=0, max_value=10**19))
-def test_not_suspicious_means_scrub_is_a_no_op(parts: list[str], n: int) -> None:
+@given(parts=st.lists(_ALPHABET, max_size=40), n=st.integers(min_value=0, max_value=10**19), long=st.booleans())
+def test_not_suspicious_means_scrub_is_a_no_op(parts: list[str], n: int, long: bool) -> None:
     s = Scrubber()
-    rec = {"message": "".join(parts), "n": n, "nested": {"k": ["".join(reversed(parts))]}}
+    pad = "GET /api/v1/items/42 served from cache in 12ms; " * 5 if long else ""  # exercise both code paths
+    rec = {"message": pad + "".join(parts), "n": n, "nested": {"k": ["".join(reversed(parts))]}}
     line = orjson.dumps(rec).decode()
     if not s.suspicious(line):
         assert s.scrub_record(copy.deepcopy(rec)) == rec
@@ -201,10 +202,11 @@ def _wsgi_app(environ: dict, start_response) -> list[bytes]:  # type: ignore[no-
     return [b"ok"]
 
 
-def test_corpus_never_reaches_any_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("schema", ["logpipe", "ecs"])
+def test_corpus_never_reaches_any_output(tmp_path: Path, capsys: pytest.CaptureFixture[str], schema: str) -> None:
     app = WSGILoggingMiddleware(_wsgi_app)
     try:
-        setup_logging(service="pii", log_dir=tmp_path, console="json", level="INFO")
+        setup_logging(service="pii", log_dir=tmp_path, console="json", level="INFO", schema=schema)
         log = get_logger("pii")
         std = logging.getLogger("pii.std")
         for i, (text, _secret) in enumerate(CORPUS + [(x, "") for x in LOOKALIKES]):

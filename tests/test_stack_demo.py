@@ -77,6 +77,11 @@ def test_every_request_gets_one_access_record_with_its_route(logged_run) -> None
     assert "/api/v1/users/{user_id}" in routes
     assert "/api/v1/workspaces/{workspace_id}/invoices/{invoice_id}" in routes
     assert not any(any(ch.isdigit() for ch in r.split("/")[-1]) for r in routes)
+    # Context bound in the handler reaches the access record (Kibana can split traffic by workspace).
+    invoices = [r for r in access if r["route"].startswith("/api/v1/workspaces/")]
+    assert invoices and all(r["workspace_id"] == r["path"].split("/")[4] for r in invoices)
+    users = [r for r in access if r["route"] == "/api/v1/users/{user_id}"]
+    assert all(r["user_id"] == r["path"].rsplit("/", 1)[1] for r in users)
 
 
 def test_burst_and_failures_are_visible_in_status_and_error_log(logged_run) -> None:
@@ -89,6 +94,7 @@ def test_burst_and_failures_are_visible_in_status_and_error_log(logged_run) -> N
     other_5xx = [i for i, s in status.items() if s >= 500 and i not in burst_ids | boom_ids]
     assert other_5xx == [], "with error_rate=0 only forced failures may answer 5xx"
     assert 422 in summary.statuses  # bad invoice amounts
+
     errors = _records(log_dir / "error.log")
     exc_types = Counter(str((r.get("exception") or {}).get("type")).rsplit(".", 1)[-1] for r in errors)
     assert exc_types["UpstreamTimeout"] == len(burst_ids)
@@ -101,3 +107,26 @@ def test_app_records_share_the_request_context(logged_run) -> None:
     ok_users = [p.request_id for p in plan if p.path.startswith("/api/v1/users/") and not p.burst]
     fetched = {r["request_id"] for r in app if r["message"] == "user fetched"}
     assert set(ok_users) == fetched
+
+
+def test_bad_request_bodies_are_a_422_not_a_crash(tmp_path: Path) -> None:
+    from logpipe import shutdown_logging
+
+    app = create_app(Settings(log_dir=str(tmp_path), error_rate=0.0, slow_rate=0.0, slow_ms=0.0))
+
+    async def send() -> list[int]:
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://demo") as client:
+            url = "/api/v1/workspaces/ws-1/invoices"
+            bodies = [b"not json", b"[1, 2]", b'{"amount_cents": true}', b'{"amount_cents": "5"}', b""]
+            codes = [(await client.post(url, content=b)).status_code for b in bodies]
+            codes.append((await client.post(url, json={"amount_cents": 250})).status_code)
+            return codes
+
+    try:
+        codes = asyncio.run(send())
+    finally:
+        shutdown_logging()
+    assert codes == [422, 422, 422, 422, 422, 201]
+    rejected = [r for r in _records(tmp_path / "app.log") if r["message"] == "invoice rejected"]
+    assert len(rejected) == 5 and all(r["workspace_id"] == "ws-1" for r in rejected)

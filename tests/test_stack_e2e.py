@@ -57,6 +57,7 @@ class Stack:
     run_dir: Path
     env: dict[str, str]
     demo_url: str
+    metrics_url: str
     started_at: float
     plan: list[traffic.Planned]
     summary: traffic.Summary
@@ -140,7 +141,8 @@ def stack(es_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sta
         "DEMO_SEED": "11",
     })
     stack = Stack(es=es_url, service=service, run_id=uuid.uuid4().hex[:8], run_dir=run_dir, env=env,
-                  demo_url=f"http://127.0.0.1:{demo_port}", started_at=0.0, plan=[], summary=traffic.Summary())
+                  demo_url=f"http://127.0.0.1:{demo_port}", metrics_url=f"http://127.0.0.1:{metrics_port}",
+                  started_at=0.0, plan=[], summary=traffic.Summary())
     try:
         started = stack.stack_sh("start")
         assert started.returncode == 0, f"stack.sh start failed:\n{started.stderr}\n{stack.diagnostics()}"
@@ -170,6 +172,18 @@ def test_traffic_really_went_through_the_service(stack: Stack) -> None:
     assert stack.summary.sent == REQUESTS
     assert stack.summary.statuses[503] == BURST
     assert sum(n for code, n in stack.summary.statuses.items() if code >= 500) == BURST
+
+
+def test_sidecar_metrics_endpoint_counts_the_traffic(stack: Stack) -> None:
+    """What Prometheus would scrape from the published metrics port."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    assert httpx.get(f"{stack.metrics_url}/healthz", timeout=5).status_code == 200
+    text = httpx.get(f"{stack.metrics_url}/metrics", timeout=5).text
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    requests = sum(s.value for s in families["logpipe_http_requests"].samples if s.name.endswith("_total"))
+    # The planned traffic plus a handful of health checks (stack.sh and the generator wait on /healthz).
+    assert REQUESTS <= requests <= REQUESTS + 20
 
 
 def test_every_access_record_is_searchable_exactly_once(stack: Stack) -> None:

@@ -52,7 +52,7 @@ def test_second_process_on_same_checkpoint_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "ckpt.json"
     first = CheckpointStore(path)
     try:
-        code = "from logpipe.tail.checkpoint import CheckpointStore as C; C(%r)" % str(path)
+        code = f"from logpipe.tail.checkpoint import CheckpointStore as C; C({str(path)!r})"
         proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
         assert proc.returncode != 0 and "in use by another logpipe process" in proc.stderr
     finally:

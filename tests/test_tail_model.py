@@ -92,6 +92,23 @@ class FollowerMachine(RuleBasedStateMachine):
         with open(self.log, "a") as fh:
             fh.write(self.partial)
 
+    @precondition(lambda self: self.partial is None)
+    @rule(extra=st.integers(1, 5000))
+    def write_overlong(self, extra: int) -> None:
+        line = self._line(4096 + extra)
+        with open(self.log, "a") as fh:
+            fh.write(line + "\n")
+        self.expected.append(line[:4096])  # max_line_bytes: truncated, rest skipped
+
+    @precondition(lambda self: self.partial is None and (self.dir / "app.log.1").exists())
+    @rule(count=st.integers(1, 3))
+    def late_write_to_rotated(self, count: int) -> None:
+        """A writer that has not reopened yet appends to the renamed generation."""
+        lines = [self._line(10) for _ in range(count)]
+        with open(self.dir / "app.log.1", "a") as fh:
+            fh.write("".join(line + "\n" for line in lines))
+        self.expected += lines
+
     @rule()
     def read_turn(self) -> None:
         self._turn()
@@ -154,5 +171,6 @@ class FollowerMachine(RuleBasedStateMachine):
         assert sorted(self.seen) == sorted(self.expected)
 
 
-FollowerMachine.TestCase.settings = settings(max_examples=40, stateful_step_count=30, deadline=None)
+EXAMPLES = int(os.environ.get("LOGPIPE_MODEL_EXAMPLES", "40"))  # raise locally for a deeper search
+FollowerMachine.TestCase.settings = settings(max_examples=EXAMPLES, stateful_step_count=30, deadline=None)
 TestFollower = FollowerMachine.TestCase

@@ -123,7 +123,7 @@ def test_kill_9_restarts_during_rotations_lose_and_duplicate_nothing(tmp_path: P
             rec = json.loads(line)
             ids_of[rec["message"]].add(rec["_id"])
             count += 1
-    expected = {"w-%07d" % i for i in range(1, written + 1)}
+    expected = {f"w-{i:07d}" for i in range(1, written + 1)}
     missing = expected - set(ids_of)
     assert not missing, f"{len(missing)} of {written} lines lost, e.g. {sorted(missing)[:5]}"
     assert set(ids_of) == expected, f"unexpected records: {sorted(set(ids_of) - expected)[:5]}"

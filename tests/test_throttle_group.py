@@ -162,3 +162,13 @@ def test_dotted_group_key_reaches_into_nested_objects():
     batch = [{"_id": str(i), "kubernetes": {"container_name": "c1" if i % 2 else "c2"}} for i in range(20)]
     kept, report = t.apply(batch)
     assert len(kept) == 10 and report.dropped == {"c1": 5, "c2": 5}
+
+
+def test_global_limit_drops_do_not_use_up_a_groups_bucket():
+    clock = FakeClock()
+    t = GroupThrottle(cfg(rate_limit=4.0), clock=clock)
+    kept, report = t.apply(recs({"a": 10}))
+    assert len(kept) == 4 and report.dropped == {GLOBAL_GROUP: 6}
+    clock.now += 1.0  # tokens refill; the group has used 4 of its 5
+    kept, report = t.apply(recs({"a": 10}, start=10))
+    assert len(kept) == 1 and report.dropped == {"a": 9}  # blocked by its bucket, not the rate

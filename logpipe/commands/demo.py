@@ -167,7 +167,7 @@ def run_demo(log_dir: Path, count: int, seconds: float, seed: int = 7) -> int:
               help="Number of simulated requests.")
 @click.option("--seconds", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="Spread the requests over this many seconds (0 = as fast as possible), e.g. to watch `logpipe tail`.")
-@click.option("--seed", type=int, default=7, show_default=True, help="Random seed (same seed, same logs).")
+@click.option("--seed", type=int, default=7, show_default=True, help="Random seed (same seed, same traffic).")
 def command(log_dir: Path, count: int, seconds: float, seed: int) -> None:
     """Write realistic service logs (access, app, errors with tracebacks, scrubbed PII) into a directory."""
     from logpipe.emit.setup import LoggingSetupError

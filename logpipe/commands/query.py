@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from datetime import datetime
 from typing import Any
 
 import click
@@ -88,7 +89,7 @@ def command(query: str, url: str, index: str, since: str | None, start: str | No
             hits = request_story(client, request_id, index=index, limit=limit)
             out.show([h.source for h in hits], f"{len(hits)} record(s) for request {request_id}")
         elif follow:
-            _follow(client, query, index, interval, max_polls, out)
+            _follow(client, query, index, interval, max_polls, out, lower)
         else:
             hits = search(client, query, index=index, lower=lower, upper=upper, limit=limit)
             out.show([h.source for h in hits], f"{len(hits)} hit(s), newest first")
@@ -101,10 +102,13 @@ def command(query: str, url: str, index: str, since: str | None, start: str | No
         client.close()
 
 
-def _follow(client: Any, query: str, index: str, interval: float, max_polls: int | None, out: _Output) -> None:
+def _follow(client: Any, query: str, index: str, interval: float, max_polls: int | None, out: _Output,
+            start: datetime | None) -> None:
+    """Stream matches (from --since/--from when given, else from now) until Ctrl-C."""
     stop = threading.Event()
     try:
-        for hit in follow(client, query, index=index, interval_s=interval, stop=stop, max_polls=max_polls):
+        for hit in follow(client, query, index=index, interval_s=interval, stop=stop, max_polls=max_polls,
+                          start=start):
             out.stream(hit.source)
     except KeyboardInterrupt:
         stop.set()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+import threading
 from typing import Any
 
 import click
@@ -62,8 +63,9 @@ def validate_inputs(cfg: Config) -> None:
             raise ConfigError(f"inputs {inp.paths}: {exc}") from None
 
 
-def optional_stages(cfg: Config, stats: Any) -> tuple[Any, Any]:
-    """The metrics tap and throttle, when configured and built (other modules; optional)."""
+def optional_stages(cfg: Config, stats: Any, stop_event: threading.Event | None = None) -> tuple[Any, Any]:
+    """The metrics tap and throttle, when configured and built (other modules; optional).
+    Raises ConfigError/ValueError for their bad settings (port in use, bad rule file)."""
     tap = throttle = None
     try:
         from logpipe.metrics.runtime import start_metrics
@@ -78,13 +80,26 @@ def optional_stages(cfg: Config, stats: Any) -> tuple[Any, Any]:
         except ImportError:
             log.warning("the throttle stage is not available in this build; throttle ignored")
         else:
-            throttle = GroupThrottle(cfg.throttle)
+            try:
+                throttle = GroupThrottle(cfg.throttle, stop_event=stop_event)
+            except Exception:
+                if tap is not None and hasattr(tap, "close"):
+                    tap.close()
+                raise
     return tap, throttle
 
 
 def install_signals(stop: Any) -> None:
+    """SIGTERM/SIGINT stop the pipeline gracefully (a second one abandons sink retries).
+
+    The handler only starts a thread: taking locks inside a signal handler could deadlock
+    with the interrupted main thread holding the same lock."""
+
+    def handler(*_: Any) -> None:
+        threading.Thread(target=stop, name="logpipe-stop", daemon=True).start()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop())
+        signal.signal(sig, handler)
 
 
 @click.command("tail")
@@ -143,17 +158,23 @@ def run_tail(paths: tuple[str, ...], *, sink_url: str | None = None, fmt: str | 
         scrubber = load_scrubber(cfg.scrub)
         store = CheckpointStore(cfg.pipeline.checkpoint_path, reset=reset_checkpoint)
         sink = make_sink(cfg.sink)
-    except (ConfigError, CheckpointError, SinkConfigError, ValueError, RuntimeError) as exc:
+        stats = PipelineStats()
+        stopping = threading.Event()
+        tap, throttle = optional_stages(cfg, stats, stopping)
+    except (ConfigError, CheckpointError, SinkConfigError, ValueError, RuntimeError, OSError) as exc:
         if store is not None:
             store.close()
         click.echo(f"logpipe tail: {exc}", err=True)
         return 2
-    stats = PipelineStats()
-    tap, throttle = optional_stages(cfg, stats)
     front = TailFront(cfg, stats, store=store, once=once)
     pipeline = Pipeline(cfg, front, sink, stats=stats, tap=tap, throttle=throttle,
                         enricher=Enricher(cfg.pipeline.host, scrubber, cfg.scrub))
-    install_signals(pipeline.stop)
+
+    def stop() -> None:
+        stopping.set()
+        pipeline.stop()
+
+    install_signals(stop)
     status = StatusLine(stats, sink.describe()).start() if StatusLine.wanted() else None
     try:
         code = pipeline.run()

@@ -45,7 +45,6 @@ class EmitConfig:
     access_backup_count: int = 30
     quiet_loggers: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_QUIET))
     host: str = ""
-    otel: bool = True
 
     def resolve(self) -> EmitConfig:
         """Fill service/environment/version/host from the environment; validate choices."""

@@ -1,177 +1,34 @@
-"""The writer side: a queue listener that renders batches and appends them to rotated files.
+"""The writer side: the root QueueHandler, and a queue listener that renders batches.
 
-One background thread drains the queue in batches, so a slow disk never blocks a request
-and each file gets one write + flush per batch instead of per record. Rotation is done
-here too (size for app.log, UTC-midnight for error.log and access.log); rotated
-generations are gzip-compressed under a temporary name and renamed into place, so a
-reader never sees a half-written `.gz`.
+The caller's thread only captures an entry and queues it (EntryQueueHandler); one
+background thread drains the queue in batches (BatchListener), so a slow disk never
+blocks a request, and the Writer scrubs, renders and routes each batch: access records
+to access.log, others to app.log (and error.log from ERROR up), plus the console. Each
+file gets one write + flush per batch instead of per record.
 """
 
 from __future__ import annotations
 
-import gzip
 import logging
 import logging.handlers
-import os
 import queue
-import re
-import shutil
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import orjson
 
 from logpipe import fields as F
 from logpipe.emit import render
+from logpipe.emit.files import LogFile, warn_once
 from logpipe.emit.processors import Entry, entry_from_record
 from logpipe.emit.scrubbing import EmitScrubber
 from logpipe.scrub import Scrubber
 
 BATCH_MAX = 2048
 DAY = 86400.0
-
-
-def _now() -> float:
-    """Indirection so tests can move time forward for rotation."""
-    return time.time()
-
-
-class LogFile:
-    """An append-only file; `write` takes a batch of lines."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._fh: IO[bytes] | None = None
-        self.size = 0
-        self._open()
-
-    def _open(self) -> None:
-        self._fh = open(self.path, "ab")  # noqa: SIM115 - lives as long as the writer
-        self.size = self._fh.tell()
-
-    def write(self, data: bytes | bytearray) -> None:
-        """Append complete lines (one write + flush per batch)."""
-        self._append(data)
-
-    def _append(self, data: bytes | bytearray | memoryview) -> None:
-        if self._fh is None:
-            self._open()
-        assert self._fh is not None
-        self._fh.write(data)
-        self._fh.flush()
-        self.size += len(data)
-
-    def close(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
-
-
-def gzip_file(src: Path, dst: Path) -> None:
-    """Compress `src` into `dst` atomically (temp name + rename), then remove `src`."""
-    tmp = dst.with_name(dst.name + ".tmp")
-    with open(src, "rb") as fin, gzip.open(tmp, "wb", compresslevel=6) as fout:
-        shutil.copyfileobj(fin, fout, 1024 * 1024)
-    os.replace(tmp, dst)
-    os.unlink(src)
-
-
-class SizeRotatingFile(LogFile):
-    """Rotates when the next line would pass `max_bytes`: name.1.gz (newest) .. name.N.gz."""
-
-    def __init__(self, path: Path, max_bytes: int, backups: int) -> None:
-        self.max_bytes = max_bytes
-        self.backups = backups
-        super().__init__(path)
-
-    def write(self, data: bytes | bytearray) -> None:
-        view = memoryview(data)
-        while len(view):
-            room = self.max_bytes - self.size
-            if len(view) <= room:
-                self._append(view)
-                return
-            cut = data.rfind(b"\n", len(data) - len(view), len(data) - len(view) + room) if room > 0 else -1
-            if cut >= 0:
-                done = cut + 1 - (len(data) - len(view))
-                self._append(view[:done])
-                view = view[done:]
-            elif self.size == 0:  # one line longer than max_bytes: it gets a file of its own
-                end = data.find(b"\n", len(data) - len(view))
-                done = (end + 1 if end >= 0 else len(data)) - (len(data) - len(view))
-                self._append(view[:done])
-                view = view[done:]
-            self.rotate()
-
-    def generation(self, n: int) -> Path:
-        return self.path.with_name(f"{self.path.name}.{n}.gz")
-
-    def rotate(self) -> None:
-        self.close()
-        oldest = self.generation(self.backups)
-        if oldest.exists():
-            oldest.unlink()
-        for n in range(self.backups - 1, 0, -1):
-            src = self.generation(n)
-            if src.exists():
-                os.replace(src, self.generation(n + 1))
-        moved = self.path.with_name(f"{self.path.name}.1")
-        os.replace(self.path, moved)
-        self._open()
-        gzip_file(moved, self.generation(1))
-
-
-class TimedRotatingFile(LogFile):
-    """Rotates at each UTC midnight (or every `interval_s`): name.YYYY-MM-DD.gz, `backups` kept."""
-
-    def __init__(self, path: Path, backups: int, interval_s: float = DAY) -> None:
-        self.backups = backups
-        self.interval_s = interval_s
-        super().__init__(path)
-        started = path.stat().st_mtime if self.size > 0 else _now()
-        self._period_start = self._floor(started)
-
-    def _floor(self, ts: float) -> float:
-        return ts - (ts % self.interval_s)
-
-    def write(self, data: bytes | bytearray) -> None:
-        now = _now()
-        if now >= self._period_start + self.interval_s:
-            if self.size > 0:
-                self.rotate()
-            self._period_start = self._floor(now)
-        self._append(data)
-
-    def _suffix(self) -> str:
-        fmt = "%Y-%m-%d" if self.interval_s >= DAY else "%Y-%m-%dT%H-%M-%S"
-        return time.strftime(fmt, time.gmtime(self._period_start))
-
-    def rotate(self) -> None:
-        self.close()
-        base = f"{self.path.name}.{self._suffix()}"
-        target = self.path.with_name(base + ".gz")
-        n = 1
-        while target.exists():
-            target = self.path.with_name(f"{base}.{n}.gz")
-            n += 1
-        moved = self.path.with_name(base + ".rotating")
-        os.replace(self.path, moved)
-        self._open()
-        gzip_file(moved, target)
-        self._prune()
-
-    def _prune(self) -> None:
-        pattern = re.compile(re.escape(self.path.name) + r"\.\d{4}-\d{2}-\d{2}.*\.gz$")
-        gens = sorted(p for p in self.path.parent.iterdir() if pattern.match(p.name))
-        for old in gens[: max(0, len(gens) - self.backups)]:
-            try:
-                old.unlink()
-            except OSError:
-                pass
 
 
 class Console:
@@ -275,7 +132,7 @@ class Writer:
                 data = self.line(rec)
             except Exception as exc:  # a bad record must never stop the writer
                 self.failures += 1
-                rec = {F.TIMESTAMP: self.stamp(_now()), F.LEVEL: "error", F.LOGGER: "logpipe.emit",
+                rec = {F.TIMESTAMP: self.stamp(time.time()), F.LEVEL: "error", F.LOGGER: "logpipe.emit",
                        F.MESSAGE: "logpipe: failed to render a record", **self.static,
                        "error": render.safe_repr(exc)}
                 data = render.dumps(rec)
@@ -300,7 +157,7 @@ class Writer:
                     sink.write(chunk)
                 except Exception as exc:
                     self.failures += 1
-                    _warn_once(f"logpipe: cannot write to {getattr(sink, 'path', 'stdout')}: {exc}")
+                    warn_once(f"logpipe: cannot write to {getattr(sink, 'path', 'stdout')}: {exc}")
 
     def close(self) -> None:
         for sink in (self.app, self.error, self.access, self.console):
@@ -309,18 +166,6 @@ class Writer:
                     sink.close()
                 except Exception:
                     pass
-
-
-_warned: set[str] = set()
-
-
-def _warn_once(message: str) -> None:
-    if message not in _warned:
-        _warned.add(message)
-        try:
-            sys.stderr.write(message + "\n")
-        except Exception:
-            pass
 
 
 class BatchListener(logging.handlers.QueueListener):
@@ -357,7 +202,10 @@ class BatchListener(logging.handlers.QueueListener):
             else:
                 entries.append(item)
         if entries:
-            self.writer.process(entries)
+            try:
+                self.writer.process(entries)
+            except Exception as exc:  # never let the writer thread die: later records still need it
+                warn_once(f"logpipe: writer failed on a batch of {len(entries)} records: {exc!r}")
         for f in flushes:
             f.done.set()
         return keep_going
@@ -397,7 +245,7 @@ class EntryQueueHandler(logging.handlers.QueueHandler):
 
     def handle(self, record: logging.LogRecord) -> bool:  # type: ignore[override]
         # No handler lock: the queue is thread-safe, and entry capture must stay cheap.
-        rv = self.filter(record)
-        if rv:
-            self.emit(record)
-        return bool(rv)
+        if self.filters and not self.filter(record):
+            return False
+        self.emit(record)
+        return True

@@ -14,6 +14,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable, Mapping
+from itertools import islice
 from typing import Any
 
 from logpipe.emit import context as _context
@@ -22,8 +23,10 @@ from logpipe.emit.render import safe_repr, safe_str
 Entry = tuple[float, int, str, str, str, Mapping[str, Any], dict[str, Any] | None, Any]
 
 # Attributes every LogRecord has; anything else on a record came from `extra=`.
-_STD_ATTRS = frozenset(vars(logging.LogRecord("x", 0, "x", 0, "x", None, None))) | {
-    "message", "asctime", "taskName", "color_message"}
+_STD_ORDER = tuple(vars(logging.LogRecord("x", 0, "x", 0, "x", None, None)))
+_STD_ATTRS = frozenset(_STD_ORDER) | {"message", "asctime", "taskName", "color_message"}
+_N_STD = len(_STD_ORDER)
+_LAST_STD = _STD_ORDER[-1]
 
 _LEVEL_NAMES = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warning",
                 logging.ERROR: "error", logging.CRITICAL: "critical"}
@@ -56,7 +59,15 @@ def record_message(record: logging.LogRecord) -> str:
 def entry_from_record(record: logging.LogRecord) -> Entry:
     """Capture a stdlib LogRecord (message, `extra=` fields, exception, current context)."""
     attrs = record.__dict__
-    extra = {k: v for k, v in attrs.items() if k not in _STD_ATTRS} if attrs.keys() - _STD_ATTRS else {}
+    extra: dict[str, Any] = {}
+    if len(attrs) > _N_STD:
+        # LogRecord sets its own attributes first, so `extra=` fields are the tail: skip the
+        # head when the layout is the usual one (a custom record factory may differ).
+        if next(islice(attrs, _N_STD - 1, None)) == _LAST_STD:
+            items = islice(attrs.items(), _N_STD, None)
+        else:
+            items = iter(attrs.items())
+        extra = {k: v for k, v in items if k not in _STD_ATTRS}
     if record.stack_info:
         extra["stack_info"] = record.stack_info
     exc = record.exc_info if record.exc_info and record.exc_info[0] is not None else None

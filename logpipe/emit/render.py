@@ -16,6 +16,7 @@ import time
 import traceback
 import uuid
 from collections.abc import Mapping
+from itertools import islice
 from pathlib import PurePath
 from typing import Any
 
@@ -132,21 +133,24 @@ def exception_fields(exc_info: Any) -> dict[str, Any] | None:
 
 
 class TimestampFormatter:
-    """UTC ISO-8601 with microseconds and `Z`; the seconds part is cached (one strftime per second)."""
+    """UTC ISO-8601 with microseconds and `Z`; the seconds part is cached (one strftime per second).
 
-    __slots__ = ("_sec", "_prefix")
+    The cache is one (second, prefix) tuple, replaced whole, so threads sharing a formatter
+    can never pair one second with another's prefix.
+    """
+
+    __slots__ = ("_cached",)
 
     def __init__(self) -> None:
-        self._sec = -1
-        self._prefix = ""
+        self._cached: tuple[int, str] = (-1, "")
 
     def __call__(self, ts: float) -> str:
-        micros = int(ts * 1_000_000)
-        sec, us = divmod(micros, 1_000_000)
-        if sec != self._sec:
-            self._sec = sec
-            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
-        return f"{self._prefix}.{us:06d}Z"
+        sec, us = divmod(int(ts * 1_000_000), 1_000_000)
+        cached_sec, prefix = self._cached
+        if sec != cached_sec:
+            prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
+            self._cached = (sec, prefix)
+        return f"{prefix}.{us:06d}Z"
 
 
 def static_fields(service: str, environment: str, version: str, host: str) -> dict[str, Any]:
@@ -155,15 +159,33 @@ def static_fields(service: str, environment: str, version: str, host: str) -> di
             F.PID: os.getpid()}
 
 
+_ACCESS_NO_ROUTE = tuple(k for k in _ACCESS if k != F.ROUTE)
+
+
+def _access_in_order(extra: Mapping[str, Any]) -> bool:
+    """Extra fields start with the access fields in schema order (as the middleware writes them)."""
+    head = tuple(islice(extra, len(_ACCESS)))
+    if head == _ACCESS:
+        return True
+    return head[: len(_ACCESS_NO_ROUTE)] == _ACCESS_NO_ROUTE and F.ROUTE not in extra
+
+
 def build_record(ts: str, level: str, logger: str, message: str, static: Mapping[str, Any],
                  ctx: Mapping[str, Any], extra: Mapping[str, Any] | None) -> dict[str, Any]:
     """Assemble a record with keys in `fields.FIELD_ORDER` without re-sorting the common case."""
+    if not extra:
+        return {F.TIMESTAMP: ts, F.LEVEL: level, F.LOGGER: logger, F.MESSAGE: message, **static, **ctx}
+    if _RESERVED.isdisjoint(extra) and _KNOWN_CONTEXT.issuperset(ctx) and _KNOWN_CONTEXT.isdisjoint(extra) and (
+            _ACCESS_SET.isdisjoint(extra) or _access_in_order(extra)):
+        # Common case (app event, or an access record from our middleware): plain unpacking.
+        return {F.TIMESTAMP: ts, F.LEVEL: level, F.LOGGER: logger, F.MESSAGE: message, **static, **ctx, **extra}
+    if not _KNOWN_CONTEXT.isdisjoint(extra):  # e.g. structlog's log.bind(user_id=...): context, not event
+        merged = {**ctx, **{k: v for k, v in extra.items() if k in _KNOWN_CONTEXT}}
+        ctx = {k: merged[k] for k in F.CONTEXT_FIELDS if k in merged}
+        ctx.update((k, v) for k, v in merged.items() if k not in _KNOWN_CONTEXT)
+        extra = {k: v for k, v in extra.items() if k not in _KNOWN_CONTEXT}
     rec: dict[str, Any] = {F.TIMESTAMP: ts, F.LEVEL: level, F.LOGGER: logger, F.MESSAGE: message}
     rec.update(static)
-    if not extra:
-        if ctx:
-            rec.update(ctx)
-        return rec
     if ctx:
         if _ACCESS_SET.isdisjoint(extra):
             rec.update(ctx)

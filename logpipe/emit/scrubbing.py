@@ -21,18 +21,22 @@ _CACHE_MAX = 20_000
 _CACHE_STR_MAX = 512
 _SMALL_INT = 10**12  # ints below this cannot be card numbers (13+ digits)
 # Values whose rendering can never hold PII (the scrub rules cannot match it).
-_INERT = (float, bool, type(None), _dt.datetime, _dt.date, _dt.time, _dt.timedelta, uuid.UUID)
+_INERT = frozenset((float, bool, type(None), _dt.datetime, _dt.date, _dt.time, _dt.timedelta, uuid.UUID))
 
 
 class EmitScrubber:
-    """Wraps a Scrubber with per-string and per-context verdict caches (writer thread only)."""
+    """Wraps a Scrubber with per-string and per-context verdict caches.
+
+    Safe to share between threads: the caches only ever gain entries proven clean (set
+    operations are atomic), and the context verdict is swapped as one tuple.
+    """
 
     def __init__(self, scrubber: Scrubber) -> None:
         self.scrubber = scrubber
         self._clean: set[str] = set()
         self._clean_keys: set[str] = set()
-        self._last_ctx: Mapping[str, Any] | None = None
-        self._last_ctx_dirty = False
+        # (context mapping, verdict) as one tuple, so a reader never pairs one with the other's
+        self._ctx_verdict: tuple[Mapping[str, Any] | None, bool] = (None, False)
         self._needs = scrubber.text_needs_scrub
 
     def dirty(self, logger: str, message: str, ctx: Mapping[str, Any] | None,
@@ -45,10 +49,11 @@ class EmitScrubber:
         if logger not in clean:
             misses.append(logger)
         if ctx:
-            if ctx is not self._last_ctx:
-                self._last_ctx = ctx
-                self._last_ctx_dirty = self._mapping_dirty(ctx)
-            if self._last_ctx_dirty:
+            seen, verdict = self._ctx_verdict
+            if seen is not ctx:
+                verdict = self._mapping_dirty(ctx)
+                self._ctx_verdict = (ctx, verdict)
+            if verdict:
                 return True
         if extra and self._mapping_dirty(extra, misses):
             return True
@@ -58,22 +63,22 @@ class EmitScrubber:
             return False
         if self._needs(misses[0] if len(misses) == 1 else "\x00".join(misses)):
             return True
-        if len(clean) > _CACHE_MAX:
-            clean.clear()
-        clean.update(m for m in misses if len(m) <= _CACHE_STR_MAX)
+        self._remember(misses)
         return False
 
     def _mapping_dirty(self, mapping: Mapping[str, Any], misses: list[str] | None = None) -> bool:
         """Keys and scalar values; strings not yet known clean go to `misses` (or are checked now)."""
-        own = misses is None
         pending: list[str] = [] if misses is None else misses
-        clean, clean_keys = self._clean, self._clean_keys
-        sc = self.scrubber
-        for key, value in mapping.items():
-            if key not in clean_keys:
-                if not isinstance(key, str) or sc.is_sensitive_key(key) or self._needs(key):
-                    return True
-                clean_keys.add(key)
+        clean_keys = self._clean_keys
+        if not clean_keys.issuperset(mapping):
+            sc = self.scrubber
+            for key in mapping:
+                if key not in clean_keys:
+                    if not isinstance(key, str) or sc.is_sensitive_key(key) or self._needs(key):
+                        return True
+                    clean_keys.add(key)
+        clean = self._clean
+        for value in mapping.values():
             t = type(value)
             if t is str:
                 if value not in clean:
@@ -83,8 +88,16 @@ class EmitScrubber:
                     return True
             elif t not in _INERT:
                 return True  # nested or custom objects: the full scrub walks their rendering
-        if own and pending:
+        if misses is None and pending:
             if self._needs("\x00".join(pending)):
                 return True
-            self._clean.update(p for p in pending if len(p) <= _CACHE_STR_MAX)
+            self._remember(pending)
         return False
+
+    def _remember(self, strings: list[str]) -> None:
+        clean = self._clean
+        if len(clean) > _CACHE_MAX:
+            clean.clear()
+        for text in strings:
+            if len(text) <= _CACHE_STR_MAX:
+                clean.add(text)

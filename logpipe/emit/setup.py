@@ -17,9 +17,9 @@ from typing import Any
 
 import structlog
 
+from logpipe.emit import files, render
 from logpipe.emit import handlers as H
 from logpipe.emit import processors as P
-from logpipe.emit import render
 from logpipe.emit.config import EmitConfig
 from logpipe.scrub import Scrubber
 
@@ -32,8 +32,9 @@ class LoggingSetupError(RuntimeError):
 
 class _State:
     def __init__(self, cfg: EmitConfig, q: queue.SimpleQueue[Any], handler: H.EntryQueueHandler,
-                 listener: H.BatchListener) -> None:
+                 listener: H.BatchListener, kwargs: dict[str, Any]) -> None:
         self.cfg = cfg
+        self.kwargs = kwargs
         self.queue = q
         self.handler = handler
         self.listener = listener
@@ -56,7 +57,7 @@ def _level(value: str | int) -> int:
 
 
 def _check_dir(log_dir: str | os.PathLike[str]) -> Path:
-    path = Path(log_dir)
+    path = Path(log_dir).expanduser()
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -68,11 +69,11 @@ def _check_dir(log_dir: str | os.PathLike[str]) -> Path:
     return path
 
 
-def _open_files(cfg: EmitConfig, path: Path) -> tuple[H.LogFile, H.LogFile, H.LogFile]:
+def _open_files(cfg: EmitConfig, path: Path) -> tuple[files.LogFile, files.LogFile, files.LogFile]:
     try:
-        app = H.SizeRotatingFile(path / "app.log", cfg.app_max_bytes, cfg.app_backup_count)
-        err = H.TimedRotatingFile(path / "error.log", cfg.error_backup_count)
-        acc = H.TimedRotatingFile(path / "access.log", cfg.access_backup_count)
+        app = files.SizeRotatingFile(path / "app.log", cfg.app_max_bytes, cfg.app_backup_count)
+        err = files.TimedRotatingFile(path / "error.log", cfg.error_backup_count)
+        acc = files.TimedRotatingFile(path / "access.log", cfg.access_backup_count)
     except OSError as exc:
         raise LoggingSetupError(f"log_dir {str(path)!r}: cannot open log file {exc.filename!r}: "
                                 f"{exc.strerror or exc}") from None
@@ -123,19 +124,19 @@ def setup_logging(
     kwargs = dict(options, service=service, environment=environment, version=version,
                   log_dir=None if log_dir is None else os.fspath(log_dir),
                   level=logging.getLevelName(_level(level)))
-    cfg = EmitConfig.from_kwargs(kwargs).resolve()
+    cfg = EmitConfig.from_kwargs(dict(kwargs)).resolve()
     file_level = _level(cfg.level)
     console_level = _level(cfg.console_level or cfg.level)
     scrubber = _scrubber(cfg)
     log_path = _check_dir(cfg.log_dir) if cfg.log_dir is not None else None
     with _lock:
         shutdown_logging()
-        files: tuple[H.LogFile | None, ...] = (None, None, None)
+        logfiles: tuple[files.LogFile | None, ...] = (None, None, None)
         if log_path is not None:
-            files = _open_files(cfg, log_path)
+            logfiles = _open_files(cfg, log_path)
         writer = H.Writer(static=render.static_fields(cfg.service, cfg.environment, cfg.version, cfg.host),
-                          schema=cfg.schema, scrubber=scrubber, app=files[0], error=files[1],
-                          access=files[2], console=_console(cfg), file_level=file_level,
+                          schema=cfg.schema, scrubber=scrubber, app=logfiles[0], error=logfiles[1],
+                          access=logfiles[2], console=_console(cfg), file_level=file_level,
                           console_level=console_level)
         q: queue.SimpleQueue[Any] = queue.SimpleQueue()
         handler = H.EntryQueueHandler(q)
@@ -147,12 +148,50 @@ def setup_logging(
         root.setLevel(min(file_level, console_level))
         for name, lv in cfg.quiet_loggers.items():
             logging.getLogger(name).setLevel(_level(lv))
+        for name in _SERVER_ERROR_LOGGERS:
+            server_logger = logging.getLogger(name)
+            if not any(isinstance(f, _AlreadyLogged) for f in server_logger.filters):
+                server_logger.addFilter(_AlreadyLogged())
         listener.start()
-        _state = _State(cfg, q, handler, listener)
+        _state = _State(cfg, q, handler, listener, kwargs)
         _configure_structlog(min(file_level, console_level))
         if not _atexit_registered:
             atexit.register(shutdown_logging)
+            if hasattr(os, "register_at_fork"):
+                os.register_at_fork(after_in_child=_restart_in_child)
             _atexit_registered = True
+
+
+def _restart_in_child() -> None:
+    """A forked worker (gunicorn --preload, multiprocessing) has no writer thread: start its own.
+
+    The queue copied from the parent is dropped, not written: the parent writes those
+    entries itself, so writing them here too would duplicate them.
+    """
+    global _state, _lock
+    _lock = threading.RLock()  # may have been held by another thread at fork time
+    st = _state
+    if st is None:
+        return
+    _state = None
+    logging.getLogger().removeHandler(st.handler)
+    try:
+        kw = dict(st.kwargs)
+        setup_logging(**kw)
+    except Exception as exc:  # never break the child over logging
+        sys.stderr.write(f"logpipe: could not restart logging after fork: {exc}\n")
+
+
+# ASGI servers log an exception that escapes the app; our middleware already logged it.
+_SERVER_ERROR_LOGGERS = ("uvicorn.error", "hypercorn.error")
+
+
+class _AlreadyLogged(logging.Filter):
+    """Drops a server's second report of an exception the middleware logged (logged once)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not getattr(exc, "_logpipe_logged", False)
 
 
 def _put(entry: P.Entry) -> None:

@@ -1,7 +1,7 @@
 """`logpipe query --archive DIR`: the Lucene subset evaluated over archived NDJSON segments.
 
-The archive is `DIR/YYYY-MM-DD/*.ndjson.gz`; day directories outside the time window are
-skipped without being opened. Only the best `limit` matches are kept (a heap), so memory stays
+The archive is `DIR/YYYY-MM-DD/*.ndjson.gz` (the day a segment was written); day directories
+that end before the time window are skipped without being opened. Only the best `limit` matches are kept (a heap), so memory stays
 bounded whatever the archive size.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import heapq
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,18 +32,22 @@ class ArchiveResult:
     bad_lines: int = 0
 
 
-def _day_files(root: Path, lower: datetime | None, upper: datetime | None) -> list[Path]:
+def _day_files(root: Path, lower: datetime | None) -> list[Path]:
+    """Segments worth reading. Day directories are named by *write* date, so a directory older
+    than the window's start (minus a day of clock skew) cannot hold matches; newer ones can
+    (a replay archives old records today), so they are always read. Hidden temporaries skipped."""
     if not root.is_dir():
         raise FileNotFoundError(f"archive directory {root} does not exist")
-    lo = lower.strftime("%Y-%m-%d") if lower else None
-    hi = upper.strftime("%Y-%m-%d") if upper else None
+    lo = (lower - timedelta(days=1)).strftime("%Y-%m-%d") if lower else None
     picked: list[str] = []
     for child in sorted(root.iterdir()):
-        is_day = child.is_dir() and _DAY.match(child.name)
-        if is_day and ((lo and child.name < lo) or (hi and child.name > hi)):
+        if child.name.startswith("."):
+            continue
+        if lo and child.is_dir() and _DAY.match(child.name) and child.name < lo:
             continue
         picked.append(str(child))
-    return [p for p in expand_inputs(picked) if ".ndjson" in p.name or p.suffix in (".json", ".log", ".gz")]
+    return [p for p in expand_inputs(picked)
+            if not p.name.startswith(".") and (".ndjson" in p.name or p.suffix in (".json", ".log", ".gz"))]
 
 
 def _key(rec: dict[str, Any]) -> tuple[str, int]:
@@ -63,7 +67,7 @@ def search_archive(directory: str | Path, query: str = "", *, lower: datetime | 
     result = ArchiveResult()
     heap: list[tuple[Any, int, dict[str, Any]]] = []
     seq = 0
-    for path in _day_files(Path(directory), lower, upper):
+    for path in _day_files(Path(directory), lower):
         result.files += 1
         for _offset, line in iter_lines(path):
             result.lines += 1

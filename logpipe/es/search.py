@@ -94,11 +94,12 @@ def follow(client: Elasticsearch, query: str, *, index: str = DEFAULT_INDEX, int
     """
     stop = stop or threading.Event()
     newest = start or datetime.now(UTC)
+    floor = start or newest - timedelta(seconds=lag_s)  # never show anything older than this
     seen: set[str] = set()
     order: deque[str] = deque()
     polls = 0
     while not stop.is_set():
-        lower = newest - timedelta(seconds=lag_s)
+        lower = max(floor, newest - timedelta(seconds=lag_s))
         for hit in search(client, query, index=index, lower=lower, limit=MAX_PAGE, oldest_first=True):
             if hit.id in seen:
                 continue

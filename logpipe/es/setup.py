@@ -55,7 +55,7 @@ def _load_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise SetupError(f"{path}: file not found") from None
+        raise SetupError(f"{path}: file not found (pass --dir with the repo's elasticsearch/ directory)") from None
     except json.JSONDecodeError as exc:
         raise SetupError(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
     if not isinstance(data, dict):

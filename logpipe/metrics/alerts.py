@@ -203,8 +203,12 @@ class AlertEngine:
         return max((r.window_s for r in self.rules), default=0.0)
 
     def evaluate(self, window: Callable[[float], Block], keys: list[tuple[str, str]], now: float,
-                 uptime_s: float) -> list[dict[str, Any]]:
-        """`window(seconds)` gives the merged Block; `keys` maps key ids to (route, method)."""
+                 uptime_s: float, traffic_seen: bool = True) -> list[dict[str, Any]]:
+        """`window(seconds)` gives the merged Block; `keys` maps key ids to (route, method).
+
+        "Too little traffic" rules wait for a full window of uptime and for traffic to have
+        been seen once: a sidecar that only tails app logs must not page about access logs.
+        """
         blocks: dict[float, Block] = {}
         out: list[dict[str, Any]] = []
         for rule in self.rules:
@@ -215,7 +219,7 @@ class AlertEngine:
             state = self.states[rule.name]
             state.value = value
             cond = value is not None and count >= rule.min_count and COMPARISONS[rule.comparison](value, rule.threshold)
-            if rule.is_absence and uptime_s < rule.window_s:
+            if rule.is_absence and (uptime_s < rule.window_s or not traffic_seen):
                 cond = False
             event = self._step(rule, state, cond, now)
             if event:

@@ -7,7 +7,9 @@ Access records are those with a `method` plus a `status`, `path` or `route`.
 
 from __future__ import annotations
 
+import itertools
 import math
+import operator
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,9 +17,10 @@ from typing import Any
 import numpy as np
 
 from logpipe import fields as F
-from logpipe.metrics.routes import RouteTable, normalise_path, normalise_paths
+from logpipe.metrics.routes import OTHER, RouteTable, normalise_path, normalise_paths
 from logpipe.metrics.sketch import Prepared, prepare
 
+CACHE_MAX = 100_000  # raw (method, path) -> id entries; cleared when full (memory stays bounded)
 MAX_DURATION_MS = 86_400_000.0  # a day: longer is a broken clock or unit, not a latency
 N_CLASSES = 6  # 0 = no/unknown status, 1..5 = 1xx..5xx
 STATUS_CLASS_NAMES = ("none", "1xx", "2xx", "3xx", "4xx", "5xx")
@@ -54,37 +57,51 @@ class KeyTable:
         self._cache: dict[tuple[Any, Any], int] = {}  # (method, raw path or route) -> id
         self._by_template: dict[tuple[Any, str], int] = {}  # (method as given, template) -> id
 
-    def ids(self, methods: list[Any], paths: list[Any], routes: list[Any]) -> list[int]:
+    def ids(self, methods: list[Any], paths: list[Any], routes: list[Any]) -> np.ndarray:
         """Key id per request. Fresh paths (new ids make most of them unique) are normalised
         together in one regex pass and mapped through a (method, template) dict, so a miss
         costs a few C-level list/dict operations, not Python code per record."""
-        keys = [(m, r or p) for m, p, r in zip(methods, paths, routes, strict=True)]
+        no_routes = not any(routes)
+        if no_routes:  # access logs from nginx & co: the path is the key (C-level zip, no comprehension)
+            keys = list(zip(methods, paths, strict=True))
+        else:
+            keys = [(m, r or p) for m, p, r in zip(methods, paths, routes, strict=True)]
         cache = self._cache
         try:
-            out: list[Any] = list(map(cache.get, keys))
+            out = list(map(cache.get, keys, itertools.repeat(-1)))
         except TypeError:  # unhashable junk (a list as path): key it by its repr
             keys = [(_hashable(m), _hashable(p)) for m, p in keys]
-            out = list(map(cache.get, keys))
-        if None not in out:
-            return out
-        miss = [i for i, v in enumerate(out) if v is None]
-        mkeys = [keys[i] for i in miss]
-        if all(routes[i] is None and paths[i].__class__ is str for i in miss):
-            templates = normalise_paths([k[1] for k in mkeys])
+            out = list(map(cache.get, keys, itertools.repeat(-1)))
+        ids = np.array(out, dtype=np.int64)  # -1 marks the misses
+        miss = np.flatnonzero(ids < 0)
+        if miss.size == 0:
+            return ids
+        pick = operator.itemgetter(*miss.tolist())
+        one = miss.size == 1
+        mkeys = [pick(keys)] if one else list(pick(keys))
+        if no_routes:
+            mmethods = [pick(methods)] if one else list(pick(methods))
+            mpaths = [pick(paths)] if one else list(pick(paths))
         else:
-            templates = [self._template(paths[i], routes[i]) for i in miss]
-        tkeys = [(k[0], t) for k, t in zip(mkeys, templates, strict=True)]
+            mmethods = [k[0] for k in mkeys]
+            mpaths = [k[1] for k in mkeys]
+        if no_routes and set(map(type, mpaths)) == {str}:
+            templates = normalise_paths(mpaths)
+        else:
+            templates = [self._template(paths[i], routes[i]) for i in miss.tolist()]
+        tkeys = list(zip(mmethods, templates, strict=True))
         found = list(map(self._by_template.get, tkeys))
         if None in found:
             for j, v in enumerate(found):
                 if v is None:
                     found[j] = self._intern(tkeys[j])
-        if len(cache) + len(miss) > 200_000:
+        if len(cache) + len(mkeys) > CACHE_MAX:
             cache.clear()
-        cache.update(zip(mkeys, found, strict=True))
-        for i, v in zip(miss, found, strict=True):
-            out[i] = v
-        return out
+        # Only paths that are their own template (/health, /static/app.js) repeat often enough
+        # to be worth remembering; /users/8812 is usually seen once. All C-level, no loop.
+        cache.update(itertools.compress(zip(mkeys, found, strict=True), map(operator.eq, mpaths, templates)))
+        ids[miss] = found
+        return ids
 
     @staticmethod
     def _template(path: Any, route: Any) -> str:
@@ -93,18 +110,19 @@ class KeyTable:
         return normalise_path("" if path is None else str(path))
 
     def _intern(self, tkey: tuple[Any, str]) -> int:
-        """A (method, template) seen for the first time: apply the cap, give it an id."""
+        """A (method, template) seen for the first time: apply the caps, give it an id."""
         hit = self._by_template.get(tkey)
         if hit is not None:
             return hit
-        m = str(tkey[0]).upper()
-        key = (self.routes.capped(m, tkey[1]), m)
+        method = self.routes.method(str(tkey[0]).upper())
+        route = self.routes.capped(method, tkey[1])
+        key = (route, method)
         i = self._ids.get(key)
         if i is None:
             i = len(self.keys)
             self.keys.append(key)
             self._ids[key] = i
-        if len(self._by_template) < 500_000:
+        if route != OTHER and method != OTHER:  # folded ones stay out: this dict stays cap-sized
             self._by_template[tkey] = i
         return i
 
@@ -135,15 +153,17 @@ class Batch:
     durations: np.ndarray | None = None
     valid_mask: np.ndarray | None = None
 
-    _prepared: list[tuple[int, Prepared]] | None = None
-    _prepared_all: Prepared | None = None
+    _prepared: dict[float, tuple[Prepared | None, list[tuple[int, Prepared]]]] = field(default_factory=dict)
 
-    def prepared(self) -> tuple[Prepared | None, list[tuple[int, Prepared]]]:
-        """Bucketed once per batch, added to every block (since start, current slot)."""
-        if self._prepared is None:
-            self._prepared = [(k, prepare(v)) for k, v in self.groups]
-            self._prepared_all = prepare(self.valid_ms) if self.valid_ms.size else None
-        return self._prepared_all, self._prepared
+    def prepared(self, alpha: float) -> tuple[Prepared | None, list[tuple[int, Prepared]]]:
+        """Bucketed once per batch and accuracy, added to every block using that accuracy."""
+        hit = self._prepared.get(alpha)
+        if hit is None:
+            hit = self._prepared[alpha] = (
+                prepare(self.valid_ms, alpha) if self.valid_ms.size else None,
+                [(k, prepare(v, alpha)) for k, v in self.groups],
+            )
+        return hit
 
 
 def extract(records: list[dict[str, Any]], table: KeyTable) -> Batch:
@@ -156,11 +176,11 @@ def extract(records: list[dict[str, Any]], table: KeyTable) -> Batch:
     others = [r for r in records if F.METHOD not in r and kind not in r] if n_acc < len(records) else []
     levels: Counter[str] = Counter(r[F.LEVEL] for r in others if F.LEVEL in r)
     exc = F.EXCEPTION
-    exceptions: Counter[str] = Counter(_exc_type(r[exc]) for r in records if exc in r and kind not in r)
-    ids_list = table.ids([r[F.METHOD] for r in access], [r.get(F.PATH) for r in access],
+    excs = [r for r in records if exc in r]
+    exceptions: Counter[str] = Counter(_exc_type(r[exc]) for r in excs if kind not in r) if excs else Counter()
+    ids = table.ids([r[F.METHOD] for r in access], [r.get(F.PATH) for r in access],
                          [r.get(F.ROUTE) for r in access])
     nkeys = len(table)
-    ids = np.array(ids_list, dtype=np.int64)
     status = _floats([r.get(F.STATUS) for r in access])
     dur = _floats([r.get(F.DURATION_MS) for r in access])
 

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from logpipe.metrics.batch import N_CLASSES, Batch
-from logpipe.metrics.sketch import DEFAULT_ALPHA, LogSketch
+from logpipe.metrics.sketch import DEFAULT_ALPHA, DEFAULT_MAX_BUCKETS, LogSketch
 
 QUANTILES = (0.5, 0.9, 0.95, 0.99)
 QUANTILE_FIELDS = ("p50_ms", "p90_ms", "p95_ms", "p99_ms")
@@ -27,8 +27,10 @@ N_HIST = len(HIST_BOUNDS_S) + 1  # + the +Inf bucket
 class Block:
     """Counters, sums, maxima and latency sketches per key id, plus level/exception counts."""
 
-    def __init__(self, alpha: float = DEFAULT_ALPHA, with_hist: bool = False) -> None:
+    def __init__(self, alpha: float = DEFAULT_ALPHA, with_hist: bool = False,
+                 max_buckets: int = DEFAULT_MAX_BUCKETS) -> None:
         self.alpha = alpha
+        self.max_buckets = max_buckets
         self.nkeys = 0
         self.class_counts = np.zeros((0, N_CLASSES), dtype=np.int64)
         self.invalid = np.zeros(0, dtype=np.int64)
@@ -36,7 +38,7 @@ class Block:
         self.sum_ms = np.zeros(0, dtype=np.float64)
         self.hist: np.ndarray | None = np.zeros((0, N_HIST), dtype=np.int64) if with_hist else None
         self.sketches: dict[int, LogSketch] = {}
-        self.overall = LogSketch(alpha)
+        self.overall = LogSketch(alpha, max_buckets)
         self.records = 0
         self.levels: Counter[str] = Counter()
         self.exceptions: Counter[str] = Counter()
@@ -72,21 +74,16 @@ class Block:
         if self.hist is not None:
             pos = np.searchsorted(_HIST_BOUNDS_MS, b.valid_ms, side="left")
             self.hist[:n] += np.bincount(b.valid_ids * N_HIST + pos, minlength=n * N_HIST).reshape(n, N_HIST)
-        overall, groups = b.prepared() if self.alpha == DEFAULT_ALPHA else (None, [])
-        if overall is None:  # a non-default accuracy: bucket for this block alone
-            self.overall.add_batch(b.valid_ms)
-            groups_raw = b.groups
-            for key, values in groups_raw:
-                self._sketch(key).add_batch(values)
-            return
-        self.overall.add_prepared(overall)
+        overall, groups = b.prepared(self.alpha)
+        if overall is not None:
+            self.overall.add_prepared(overall)
         for key, prep in groups:
             self._sketch(key).add_prepared(prep)
 
     def _sketch(self, key: int) -> LogSketch:
         s = self.sketches.get(key)
         if s is None:
-            s = self.sketches[key] = LogSketch(self.alpha)
+            s = self.sketches[key] = LogSketch(self.alpha, self.max_buckets)
         return s
 
     def merge(self, other: Block) -> None:
@@ -105,7 +102,7 @@ class Block:
         for key, s in other.sketches.items():
             mine = self.sketches.get(key)
             if mine is None:
-                self.sketches[key] = s.copy()
+                self.sketches[key] = s.copy()  # keeps s's accuracy and bucket cap
             else:
                 mine.merge(s)
 
@@ -184,8 +181,9 @@ def _round(v: float | None) -> float | None:
     return None if v is None else round(float(v), 3)
 
 
-def merge_blocks(blocks: Iterable[Block], alpha: float = DEFAULT_ALPHA) -> Block:
-    out = Block(alpha)
+def merge_blocks(blocks: Iterable[Block], alpha: float = DEFAULT_ALPHA,
+                 max_buckets: int = DEFAULT_MAX_BUCKETS) -> Block:
+    out = Block(alpha, max_buckets=max_buckets)
     for b in blocks:
         out.merge(b)
     return out

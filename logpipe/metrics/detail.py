@@ -7,6 +7,7 @@ aggregation path with a few more listeners, not a second copy of it.
 
 from __future__ import annotations
 
+import bisect
 import heapq
 from collections import Counter
 from datetime import UTC, datetime
@@ -24,16 +25,18 @@ MAX_ERROR_KEYS = 5000
 
 
 class SeriesBucket:
-    __slots__ = ("count", "with_status", "c5xx", "sketch")
+    __slots__ = ("count", "with_status", "c5xx", "error_logs", "sketch")
 
     def __init__(self) -> None:
         self.count = 0
         self.with_status = 0
         self.c5xx = 0
+        self.error_logs = 0
         self.sketch = LogSketch(DEFAULT_ALPHA)
 
     def merge(self, other: SeriesBucket) -> None:
         self.count += other.count
+        self.error_logs += other.error_logs
         self.with_status += other.with_status
         self.c5xx += other.c5xx
         self.sketch.merge(other.sketch)
@@ -46,8 +49,8 @@ class ReportDetail:
         self.table = table
         self.top_n = top_n
         self.status_codes: Counter[int] = Counter()
-        self.first_ts: str | None = None
-        self.last_ts: str | None = None
+        self.span: tuple[str, str] | None = None  # first/last @timestamp of all records
+        self.access_span: tuple[str, str] | None = None  # ... of access records (request rates)
         self._slow: list[tuple[float, int, dict[str, Any]]] = []  # min-heap of the slowest
         self._seq = 0
         self.errors: Counter[tuple[str, str]] = Counter()
@@ -58,7 +61,14 @@ class ReportDetail:
         self._epoch_cache: dict[str, int] = {}
 
     def add(self, b: Batch, records: list[dict[str, Any]]) -> None:
-        self._span(records)
+        key = F.TIMESTAMP
+        ts = [r.get(key) for r in b.access]  # the access records' timestamps, used three times
+        if b.n_access == len(records):
+            self.span = _widen(self.span, ts)
+            self.access_span = self.span
+        else:
+            self.span = _widen(self.span, [r.get(key) for r in records])
+            self.access_span = _widen(self.access_span, ts)
         if b.exceptions or any(str(lvl).lower() in ERROR_LEVELS for lvl in b.levels):
             self._errors(records)
         if not b.n_access:
@@ -70,7 +80,7 @@ class ReportDetail:
             for c, n in zip(codes.tolist(), counts.tolist(), strict=True):
                 self.status_codes[c] += n
         self._slowest(b)
-        self._series(b)
+        self._series(b, ts)
         five = (b.status >= 500) & (b.status < 600)
         if five.any():
             keys, counts = np.unique(b.ids[five] * 1000 + b.status[five].astype(np.int64), return_counts=True)
@@ -78,28 +88,26 @@ class ReportDetail:
                 route, method = self.table.keys[k // 1000]
                 self.http_errors[(k % 1000, method, route)] += n
 
-    def _span(self, records: list[dict[str, Any]]) -> None:
-        key = F.TIMESTAMP
-        ts = [r[key] for r in records if key in r]
-        try:
-            lo, hi = min(ts), max(ts)  # ISO-8601 UTC strings sort in time order
-        except (TypeError, ValueError):  # none, or a non-string timestamp
-            ts = [t for t in ts if isinstance(t, str)]
-            if not ts:
-                return
-            lo, hi = min(ts), max(ts)
-        if self.first_ts is None or lo < self.first_ts:
-            self.first_ts = lo
-        if self.last_ts is None or hi > self.last_ts:
-            self.last_ts = hi
+    @property
+    def first_ts(self) -> str | None:
+        return self.span[0] if self.span else None
+
+    @property
+    def last_ts(self) -> str | None:
+        return self.span[1] if self.span else None
 
     def _errors(self, records: list[dict[str, Any]]) -> None:
+        """Error-level app records and exceptions: top list and errors per minute (rare: a loop is fine)."""
         for r in records:
             exc = r.get(F.EXCEPTION)
             if exc is None and str(r.get(F.LEVEL, "")).lower() not in ERROR_LEVELS:
                 continue
             if F.EVENT_KIND in r or F.METHOD in r:
                 continue
+            ts = r.get(F.TIMESTAMP)
+            epoch = self._epoch(ts[:16]) if isinstance(ts, str) else None
+            if epoch is not None:
+                self._bucket(epoch).error_logs += 1
             if isinstance(exc, dict):
                 typ = str(exc.get("type") or "Exception")
                 msg = str(exc.get("message") or r.get(F.MESSAGE) or "")
@@ -157,11 +165,9 @@ class ReportDetail:
             self._epoch_cache[minute] = e
         return e
 
-    def _series(self, b: Batch) -> None:
+    def _series(self, b: Batch, ts: list[Any]) -> None:
         assert b.status is not None and b.durations is not None and b.valid_mask is not None
-        minutes = [t[:16] if isinstance(t := r.get(F.TIMESTAMP), str) else "" for r in b.access]
-        uniq: dict[str, int] = {}
-        ids = np.array([uniq.setdefault(m, len(uniq)) for m in minutes], dtype=np.int64)
+        uniq, ids = _minute_ids(ts)
         has_status = np.isfinite(b.status)
         is5 = (b.status >= 500) & (b.status < 600)
         n = len(uniq)
@@ -205,9 +211,54 @@ class ReportDetail:
                 "count": b.count,
                 "rate_per_s": b.count / self.bucket_s,
                 "error_rate": (b.c5xx / b.with_status) if b.with_status else None,
+                "error_logs": b.error_logs,
                 "p95_ms": None if p95 is None else round(p95, 3),
             })
         return out
+
+
+def _widen(span: tuple[str, str] | None, ts: list[Any]) -> tuple[str, str] | None:
+    """(min, max) of `span` and the timestamps in `ts` (ISO-8601 UTC strings sort in time order)."""
+    try:
+        lo, hi = min(ts), max(ts)
+    except (TypeError, ValueError):  # empty, or a non-string timestamp somewhere
+        ts = [t for t in ts if t.__class__ is str]
+        if not ts:
+            return span
+        lo, hi = min(ts), max(ts)
+    if span is None:
+        return lo, hi
+    return min(lo, span[0]), max(hi, span[1])
+
+
+def _minute_ids(ts: list[Any]) -> tuple[dict[str, int], np.ndarray]:
+    """Per record, the index of its minute ('YYYY-MM-DDTHH:MM') among the batch's minutes.
+
+    Logs are written in time order, so usually the batch is sorted and a bisect per minute
+    boundary replaces Python work per record; otherwise fall back to a dict per record.
+    """
+    n = len(ts)
+    try:
+        in_order = ts == sorted(ts)  # timsort on sorted input: one C-level pass
+    except TypeError:  # None or a number somewhere
+        in_order = False
+    if in_order:
+        uniq: dict[str, int] = {}
+        bounds: list[int] = []
+        i = 0
+        while i < n:
+            minute = ts[i][:16]
+            if len(minute) < 16:  # not an ISO timestamp: take the careful path
+                break
+            j = bisect.bisect_left(ts, minute + ";", i)  # ';' sorts right after ':'
+            uniq[minute] = len(uniq)
+            bounds.append(j - i)
+            i = j
+        else:
+            return uniq, np.repeat(np.arange(len(bounds), dtype=np.int64), bounds)
+    minutes = [t[:16] if t.__class__ is str else "" for t in ts]
+    uniq = {}
+    return uniq, np.array([uniq.setdefault(m, len(uniq)) for m in minutes], dtype=np.int64)
 
 
 def _iso(epoch: int) -> str:

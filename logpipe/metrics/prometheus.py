@@ -16,7 +16,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from logpipe.metrics.batch import STATUS_CLASS_NAMES
-from logpipe.metrics.block import HIST_BOUNDS_S, QUANTILE_FIELDS, QUANTILES
+from logpipe.metrics.block import HIST_BOUNDS_S, QUANTILE_FIELDS, QUANTILES, Block
 
 if TYPE_CHECKING:
     from logpipe.metrics.tap import LogMetricsTap
@@ -74,15 +74,21 @@ class TapCollector(Collector):
     def _windows(self) -> Iterator:
         agg = self.tap.agg
         lat = GaugeMetricFamily("logpipe_http_request_duration_window_ms",
-                                "Latency quantiles over sliding windows (from sketches, <=1% error).",
+                                "Latency quantiles over sliding windows and since start (sketches, <=1% error).",
                                 labels=["route", "method", "window", "quantile"])
         rate = GaugeMetricFamily("logpipe_http_request_rate_window", "Requests per second over sliding windows.",
                                  labels=["route", "method", "window"])
         err = GaugeMetricFamily("logpipe_http_error_rate_window", "Share of 5xx responses over sliding windows.",
                                 labels=["route", "method", "window"])
-        keys = list(agg.table.keys)
-        for wname, seconds in WINDOWS:
-            block = agg.window(seconds)
+        uptime = max(1e-9, agg.clock() - agg.started_at)
+        for wname, seconds in (*WINDOWS, ("since_start", uptime)):
+            if wname == "since_start":
+                with agg.lock:
+                    block = Block(agg.total.alpha)
+                    block.merge(agg.total)  # a copy: sketches are read outside the lock
+            else:
+                block = agg.window(seconds)
+            keys = list(agg.table.keys)  # after the block: ids only grow, so every id has a key
             rows = [("*", "*", block.overall_stats(seconds))]
             rows += [(*keys[k], block.key_stats(k, seconds)) for k in block.active_keys()]
             for route, method, st in rows:

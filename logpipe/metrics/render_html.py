@@ -4,6 +4,7 @@ no network fetches (it must open on an air-gapped laptop and inside a ticket att
 
 from __future__ import annotations
 
+from datetime import datetime
 from html import escape
 from typing import Any
 
@@ -31,16 +32,27 @@ def _num(v: float) -> str:
     return f"{v:.3g}"
 
 
-def line_chart(title: str, xs: list[str], ys: list[float | None], color: str, unit: str = "") -> str:
-    """An SVG polyline with y-axis ticks; gaps (None) break the line."""
+def _epoch(t: str) -> float:
+    try:
+        return datetime.fromisoformat(t.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0
+
+
+def line_chart(title: str, xs: list[str], ys: list[float | None], color: str, unit: str = "",
+               step_s: float = 60.0) -> str:
+    """An SVG polyline on a time axis with y ticks; missing values and gaps longer than a
+    bucket break the line (no interpolation across hours without data)."""
     vals = [y for y in ys if y is not None]
     top = max(vals) if vals else 1.0
     top = top * 1.1 if top > 0 else 1.0
-    n = len(ys)
+    ts = [_epoch(t) for t in xs]
+    t0, t1 = (ts[0], ts[-1]) if ts else (0.0, 1.0)
+    span = (t1 - t0) or 1.0
     iw, ih = W - PAD_L - PAD_R, H - PAD_T - PAD_B
 
-    def x(i: int) -> float:
-        return PAD_L + (iw * i / (n - 1) if n > 1 else iw / 2)
+    def x(t: float) -> float:
+        return PAD_L + (iw * (t - t0) / span if t1 > t0 else iw / 2)
 
     def y(v: float) -> float:
         return PAD_T + ih - ih * v / top
@@ -54,11 +66,13 @@ def line_chart(title: str, xs: list[str], ys: list[float | None], color: str, un
         parts.append(f'<text x="{PAD_L - 6}" y="{yy + 4:.1f}" font-size="10" text-anchor="end" '
                      f'fill="#667085">{escape(_num(v))}{escape(unit)}</text>')
     segs: list[list[str]] = [[]]
-    for i, v in enumerate(ys):
-        if v is None:
+    prev: float | None = None
+    for t, v in zip(ts, ys, strict=True):
+        if v is None or (prev is not None and t - prev > 1.5 * step_s):
             segs.append([])
-            continue
-        segs[-1].append(f"{x(i):.1f},{y(v):.1f}")
+        if v is not None:
+            segs[-1].append(f"{x(t):.1f},{y(v):.1f}")
+        prev = t
     for seg in segs:
         if len(seg) == 1:
             cx, cy = seg[0].split(",")
@@ -66,10 +80,12 @@ def line_chart(title: str, xs: list[str], ys: list[float | None], color: str, un
         elif seg:
             parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="1.8" points="{" ".join(seg)}"/>')
     if xs:
-        for i in sorted({0, n - 1}):
+        multi_day = xs[0][:10] != xs[-1][:10]
+        for i in sorted({0, len(xs) - 1}):
             anchor = "start" if i == 0 else "end"
-            parts.append(f'<text x="{x(i):.1f}" y="{H - 8}" font-size="10" text-anchor="{anchor}" '
-                         f'fill="#667085">{escape(xs[i][11:16] if len(xs[i]) >= 16 else xs[i])}</text>')
+            label = xs[i][5:16].replace("T", " ") if multi_day else xs[i][11:16]
+            parts.append(f'<text x="{x(ts[i]):.1f}" y="{H - 8}" font-size="10" text-anchor="{anchor}" '
+                         f'fill="#667085">{escape(label)}</text>')
     else:
         parts.append(f'<text x="{W / 2}" y="{H / 2}" text-anchor="middle" fill="#667085">no data</text>')
     parts.append("</svg>")
@@ -119,6 +135,7 @@ def render_html(report: dict[str, Any]) -> str:
     span = report["time_span"]
     pts = report["series"]["points"]
     xs = [p["t"] for p in pts]
+    step = float(report["series"]["bucket_s"])
     cards = [
         ("requests", f"{o['count']:,}"), ("rate", fmt_rate(o.get("rate_per_s"))),
         ("5xx rate", fmt_pct(o["error_rate"])), ("4xx rate", fmt_pct(o["client_error_rate"])),
@@ -129,10 +146,13 @@ def render_html(report: dict[str, Any]) -> str:
     top_routes = report["routes"][:15]
     charts = "".join([
         line_chart(f"requests/s (per {report['series']['bucket_s']} s)", xs, [p["rate_per_s"] for p in pts],
-                   "#2e90fa"),
+                   "#2e90fa", step_s=step),
         line_chart("5xx error rate (%)", xs,
-                   [None if p["error_rate"] is None else p["error_rate"] * 100 for p in pts], "#d92d20", "%"),
-        line_chart("p95 latency (ms)", xs, [p["p95_ms"] for p in pts], "#7a5af8"),
+                   [None if p["error_rate"] is None else p["error_rate"] * 100 for p in pts], "#d92d20", "%",
+                   step_s=step),
+        line_chart("p95 latency (ms)", xs, [p["p95_ms"] for p in pts], "#7a5af8", step_s=step),
+        line_chart("error-level log records", xs, [float(p.get("error_logs", 0)) for p in pts], "#b42318",
+                   step_s=step),
         bar_chart("status codes", [c for c, _ in codes], [float(n) for _, n in codes],
                   [_status_color(c) for c, _ in codes]),
         bar_chart("total time by route (s)", [f"{r['method']} {r['route']}" for r in top_routes],
@@ -155,6 +175,7 @@ def render_html(report: dict[str, Any]) -> str:
     http = _table(["count", "status", "method", "route"],
                   [[f"{e['count']:,}", str(e["status"]), e["method"], e["route"]]
                    for e in report.get("top_http_errors", [])], {0})
+    levels = _table(["level", "count"], [[str(k), f"{v:,}"] for k, v in report.get("levels", {}).items()], {1})
     files = ", ".join(f["path"] for f in report["files"])
     invalid = (f'<p class="err">{o["invalid_durations"]:,} requests had negative or absurd (&gt; 1 day) '
                f"durations; they are counted but not in the percentiles.</p>") if o.get("invalid_durations") else ""
@@ -172,6 +193,7 @@ def render_html(report: dict[str, Any]) -> str:
 <h2>Over time</h2><div class="charts">{charts}</div>
 <h2>Routes (by total time)</h2>{routes}
 <h2>Slowest requests</h2>{slow}
+<h2>Log levels (app/error logs)</h2>{levels if report.get('levels') else '<p class="muted">none</p>'}
 <h2>Top errors</h2>{errors if report['top_errors'] else '<p class="muted">none</p>'}
 <h2>5xx by route</h2>{http if report.get('top_http_errors') else '<p class="muted">none</p>'}
 </body></html>

@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 MAX_ROUTES_SHOWN = 25
+_ERRORS = frozenset({"error", "critical", "fatal", "alert", "emergency"})
 
 
 def fmt_ms(v: float | None) -> str:
@@ -60,11 +61,21 @@ def render_terminal(report: dict[str, Any], console: Console | None = None) -> N
             codes.add_row(f"[{style}]{code}[/]" if style else code, f"{n:,}", f"{n / total:.1%}")
         console.print(codes)
 
+    if report.get("levels"):
+        levels = Table(title="log levels (app/error logs)", title_justify="left")
+        levels.add_column("level")
+        levels.add_column("count", justify="right")
+        for lvl, n in report["levels"].items():
+            levels.add_row(f"[red]{lvl}[/]" if str(lvl).lower() in _ERRORS else str(lvl), f"{n:,}")
+        console.print(levels)
+
     routes = Table(title="routes (by total time)", title_justify="left")
     routes.add_column("method", no_wrap=True)
     routes.add_column("route", min_width=18, overflow="fold")
     for col in ("count", "5xx %", "p50", "p95", "p99", "max", "total"):
         routes.add_column(col, justify="right")
+    if not report["routes"]:
+        routes.caption = "no access records"
     for r in report["routes"][:MAX_ROUTES_SHOWN]:
         routes.add_row(r["method"], r["route"], f"{r['count']:,}", fmt_pct(r["error_rate"]), fmt_ms(r["p50_ms"]),
                        fmt_ms(r["p95_ms"]), fmt_ms(r["p99_ms"]), fmt_ms(r["max_ms"]), fmt_ms(r["total_ms"]))
@@ -102,8 +113,9 @@ def render_terminal(report: dict[str, Any], console: Console | None = None) -> N
     points = report["series"]["points"]
     if points:
         series = Table(title=f"per {report['series']['bucket_s']} s (last 15 shown)", title_justify="left")
-        for col in ("time", "requests/s", "error %", "p95"):
+        for col in ("time", "requests/s", "5xx %", "p95", "error logs"):
             series.add_column(col, justify="right" if col != "time" else "left")
         for p in points[-15:]:
-            series.add_row(p["t"], f"{p['rate_per_s']:.2f}", fmt_pct(p["error_rate"]), fmt_ms(p["p95_ms"]))
+            series.add_row(p["t"], f"{p['rate_per_s']:.2f}", fmt_pct(p["error_rate"]), fmt_ms(p["p95_ms"]),
+                           f"{p.get('error_logs', 0):,}")
         console.print(series)

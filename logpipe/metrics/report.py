@@ -7,8 +7,8 @@ p50/p90/p95/p99/max in milliseconds (None when no request had a usable duration)
 
 from __future__ import annotations
 
-import time
 import itertools
+import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +19,7 @@ from logpipe.config import MultilineConfig
 from logpipe.metrics.batch import STATUS_CLASS_NAMES
 from logpipe.metrics.detail import ReportDetail
 from logpipe.metrics.windows import Aggregator
-from logpipe.tail.files import expand_inputs, iter_lines
+from logpipe.tail.files import expand_inputs, iter_lines, open_any
 
 REPORT_SCHEMA = "logpipe.report/1"
 BATCH_LINES = 4096
@@ -48,14 +48,16 @@ class Report:
         total = self.agg.total
         d = self.detail
         span_s = _span_seconds(d.first_ts, d.last_ts)
+        acc = d.access_span
+        rate_s = _span_seconds(acc[0], acc[1]) if acc else None  # requests/s over the access records' span
         overall = total.overall_stats()
-        overall["rate_per_s"] = (overall["count"] / span_s) if span_s else None
+        overall["rate_per_s"] = (overall["count"] / rate_s) if rate_s else None
         overall["routes_folded"] = self.agg.routes_folded()
         routes = []
         for key in total.active_keys():
             route, method = self.agg.key(key)
             st = total.key_stats(key)
-            st["rate_per_s"] = (st["count"] / span_s) if span_s else None
+            st["rate_per_s"] = (st["count"] / rate_s) if rate_s else None
             routes.append({"route": route, "method": method, **st})
         routes.sort(key=lambda r: (-(r["total_ms"] or 0.0), -r["count"], r["route"], r["method"]))
         classes = total.class_counts.sum(axis=0) if total.nkeys else [0] * len(STATUS_CLASS_NAMES)
@@ -96,43 +98,69 @@ def _span_seconds(first: str | None, last: str | None) -> float | None:
     return max(0.0, (b - a).total_seconds())
 
 
+def _chunks(path: Path, chunk_bytes: int = 1 << 20) -> Iterator[tuple[int, list[str]]]:
+    """(on-disk position, lines) per chunk of a plain or gzip file: one decode and one split
+    per megabyte instead of per line (a multi-byte character never contains a newline byte,
+    so this decodes exactly like iter_lines does line by line)."""
+    with open_any(path) as fh:
+        raw = getattr(fh, "fileobj", None)  # gzip: progress follows the compressed file
+        tail = b""
+        while True:
+            chunk = fh.read(chunk_bytes)
+            if not chunk:
+                break
+            data = tail + chunk if tail else chunk
+            cut = data.rfind(b"\n")
+            if cut < 0:
+                tail = data
+                continue
+            tail = data[cut + 1:]
+            pos = raw.tell() if raw is not None else fh.tell()
+            yield pos, data[:cut].decode("utf-8", "replace").split("\n")
+        if tail:
+            yield (raw.tell() if raw is not None else fh.tell()), [tail.decode("utf-8", "replace")]
+
+
 def file_batches(path: Path, *, fmt: str = "auto", tz: str = "UTC", service: str = "",
                  progress: Progress | None = None, batch_lines: int = BATCH_LINES,
                  ) -> Iterator[tuple[list[dict[str, Any]], int]]:
     """Parsed record batches of one file (plain or gzip) and the number of lines each covers.
 
-    The same stages the pipeline runs, minus everything a report does not need: read
-    (iter_lines), detect + multi-line join + parse (logpipe.parse). No enrichment (ids,
-    host), no batching for a sink, no sink thread: measured, that machinery cost more per
-    line than the aggregation itself (bench/bench_metrics.py).
+    The same stages the pipeline runs, minus everything a report does not need: read,
+    detect + multi-line join + parse (logpipe.parse). No enrichment (ids, host), no batching
+    for a sink, no sink thread: measured, that machinery cost more per line than the
+    aggregation itself (bench/bench_metrics.py).
     """
     from logpipe.parse import detect_format, make_parser
     from logpipe.parse.multiline import MultilineJoiner
 
-    lines = iter_lines(path)
-    head: list[tuple[int, bytes]] = []
-    for item in lines:
-        head.append(item)
-        if len(head) >= SAMPLE_LINES:
-            break
-    if not head:
-        return
     if fmt == "auto":
-        sample = [t for _o, raw in head if (t := raw.decode("utf-8", "replace")).strip()]
+        sample = [t for _o, raw in itertools.islice(iter_lines(path), SAMPLE_LINES)
+                  if (t := raw.decode("utf-8", "replace")).strip()]
         fmt = detect_format(sample) if sample else "raw"
     parse = make_parser(fmt, tz=tz, service=service)
     joiner = MultilineJoiner(MultilineConfig(), fmt)
-    pending: list[tuple[int, int, str]] = []
     done = 0
-    for off, raw in itertools.chain(head, lines):
-        pending.append((off, off + len(raw) + 1, raw.decode("utf-8", "replace")))
-        if len(pending) >= batch_lines:
+    if getattr(joiner, "passthrough", False):  # json / nginx: one line, one event
+        for pos, lines in _chunks(path):
+            for i in range(0, len(lines), batch_lines):
+                part = lines[i:i + batch_lines]
+                yield parse(part), len(part)
             if progress is not None:
-                progress(str(path), off - done)
-                done = off
-            events = joiner.feed(pending)
-            n, pending = len(pending), []
-            yield parse([e[2] for e in events]), n
+                progress(str(path), pos - done)
+                done = pos
+        return
+    pending: list[tuple[int, int, str]] = []
+    for off, raw in iter_lines(path):
+        pending.append((off, off + len(raw) + 1, raw.decode("utf-8", "replace")))
+        if len(pending) < batch_lines:
+            continue
+        if progress is not None:
+            progress(str(path), off - done)
+            done = off
+        n, batch = len(pending), [e[2] for e in joiner.feed(pending)]
+        pending = []
+        yield parse(batch), n
     events = joiner.feed(pending) + joiner.flush()
     if events or pending:
         yield parse([e[2] for e in events]), len(pending)
@@ -150,7 +178,9 @@ def build_report(paths: Iterable[str], *, fmt: str = "auto", tz: str = "UTC", se
         try:
             for records, n in file_batches(path, fmt=fmt, tz=tz, service=service, progress=progress):
                 lines += n
-                failures += sum(1 for r in records if F.TAGS in r and F.TAG_PARSE_FAILURE in r[F.TAGS])
+                tagged = [r[F.TAGS] for r in records if F.TAGS in r]
+                if tagged:
+                    failures += sum(1 for t in tagged if F.TAG_PARSE_FAILURE in t)
                 report.observe(records)
         except OSError as exc:  # unreadable or corrupt (e.g. truncated .gz): say so, keep going
             report.skipped[str(path)] = f"{type(exc).__name__}: {exc}"

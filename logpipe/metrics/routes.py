@@ -79,6 +79,8 @@ def normalise_paths(paths: list[str]) -> list[str]:
     if "?" in joined or "#" in joined:
         joined = _QUERY.sub("", joined)
     out = _apply(joined).split("\n")
+    if out[0].startswith("/") and joined.count("\n/") == len(paths) - 1:
+        return out  # every path was absolute (the usual case): no per-path check
     for i, p in enumerate(out):
         if not p.startswith("/"):
             out[i] = normalise_path(paths[i])
@@ -88,8 +90,10 @@ def normalise_paths(paths: list[str]) -> list[str]:
 class RouteTable:
     """Route templates per method, capped; remembers which (method, path) maps where."""
 
-    def __init__(self, max_routes_per_method: int = 1000, cache_size: int = 200_000) -> None:
+    def __init__(self, max_routes_per_method: int = 1000, cache_size: int = 200_000,
+                 max_methods: int = 32) -> None:
         self.max_routes_per_method = max_routes_per_method
+        self.max_methods = max_methods
         self.cache_size = cache_size
         self._routes: dict[str, set[str]] = {}
         self._cache: dict[tuple[str, str], str] = {}
@@ -104,7 +108,7 @@ class RouteTable:
             template = route.split("?", 1)[0] or "/"
         else:
             template = normalise_path(path or "")
-        template = self._capped(method, template)
+        template = self._capped(self.method(method), template)
         if len(self._cache) >= self.cache_size:
             self._cache.clear()
         self._cache[key] = template
@@ -114,6 +118,12 @@ class RouteTable:
         """Like route_for without the cache (the caller keeps its own)."""
         template = (route.split("?", 1)[0] or "/") if route else normalise_path(path or "")
         return self._capped(method, template)
+
+    def method(self, method: str) -> str:
+        """Scanners send junk methods; past `max_methods` distinct ones they fold into {other}."""
+        if method in self._routes or len(self._routes) < self.max_methods:
+            return method
+        return OTHER
 
     def capped(self, method: str, template: str) -> str:
         """Apply the per-method cap to an already normalised template."""

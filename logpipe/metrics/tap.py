@@ -139,7 +139,7 @@ class LogMetricsTap:
     def _evaluate(self, now: float) -> None:
         assert self.alerts is not None
         events = self.alerts.evaluate(lambda s: self.agg.window(s, now), list(self.agg.table.keys),
-                                      now, now - self.agg.started_at)
+                                      now, now - self.agg.started_at, self.agg.last_access_at > 0)
         if not events:
             return
         for ev in events:

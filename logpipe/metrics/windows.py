@@ -2,7 +2,9 @@
 
 Why slots: a 1 min / 5 min sliding window is the merge of the last 6 / 30 ten-second
 slots, so memory is bounded by (slots × active routes) and nothing is kept per record.
-Time comes from an injectable clock (arrival time), so tests can move it.
+Slot sketches use α = 0.8% and at most 1,024 buckets (≤ 8 KB, typically 2–4 KB for a route's
+10 s of traffic), so the worst case is slots × routes × 8 KB; since-start sketches keep
+α = 0.5%. Time comes from an injectable clock (arrival time), so tests can move it.
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ from typing import Any
 from logpipe.metrics.batch import Batch, KeyTable, extract
 from logpipe.metrics.block import Block, merge_blocks
 from logpipe.metrics.sketch import DEFAULT_ALPHA
+
+SLOT_ALPHA = 0.008
+SLOT_MAX_BUCKETS = 1024
 
 
 class Aggregator:
@@ -57,7 +62,7 @@ class Aggregator:
         idx = int(now // self.slot_s)
         if self.slots and self.slots[-1][0] == idx:
             return self.slots[-1][1]
-        block = Block(self.alpha)
+        block = Block(SLOT_ALPHA, max_buckets=SLOT_MAX_BUCKETS)
         self.slots.append((idx, block))
         self._expire(idx)
         return block
@@ -74,12 +79,12 @@ class Aggregator:
         with self.lock:
             self._expire(current)
             picked = [b for i, b in self.slots if i > current - n]
-            return merge_blocks(picked, self.alpha)
+            return merge_blocks(picked, SLOT_ALPHA, SLOT_MAX_BUCKETS)
 
     def slots_between(self, first: int, last: int) -> Block:
         """Merge of slots with first <= index < last (metric records: completed slots)."""
         with self.lock:
-            return merge_blocks([b for i, b in self.slots if first <= i < last], self.alpha)
+            return merge_blocks([b for i, b in self.slots if first <= i < last], SLOT_ALPHA, SLOT_MAX_BUCKETS)
 
     def key(self, key_id: int) -> tuple[str, str]:
         return self.table.keys[key_id]

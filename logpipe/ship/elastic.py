@@ -10,7 +10,8 @@ ends in exactly one state before `send` returns:
 - 429 / 502-504 / es_rejected_execution_exception -> only those items retried, backoff + jitter
 - other 4xx (mapping / parse errors) -> dead-lettered to `logpipe-deadletter-*` with the reason,
   or to the local dead-letter file when that index rejects it too; then acknowledged
-- connection errors -> retried forever with backoff (backpressure) until `stop_event` is set.
+- connection errors -> retried forever with backoff (backpressure) until `stop_event` is set
+- 401 / 403 security_exception -> SinkFatalError (retrying or dead-lettering cannot fix rights).
 """
 
 from __future__ import annotations
@@ -48,10 +49,11 @@ from logpipe.ship.base import SendResult, Sink, SinkConfigError, SinkFatalError,
 log = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
-RETRY_TYPES = frozenset({"es_rejected_execution_exception", "circuit_breaking_exception",
+RETRY_TYPES = frozenset({"es_rejected_execution_exception", "circuit_breaking_exception", "cluster_block_exception",
                          "unavailable_shards_exception", "process_cluster_event_timeout_exception"})
 MAX_SERVER_ERROR_ATTEMPTS = 5  # other 5xx on one item: retry a few times, then dead-letter
-MIN_PARALLEL_DOCS = 500  # split a batch across threads only when each part is at least this big
+MIN_PARALLEL_DOCS = 250  # split a batch across threads only when each part is at least this big
+PARTS_PER_WORKER = 2
 _FILTER_PATH = "errors,items.*.status,items.*.error.type,items.*.error.reason,items.*.error.caused_by.reason"
 _MAX_ERRORS_KEPT = 20
 ECS_INDEX = "ecs-logpipe-{service}-%Y.%m.%d"
@@ -116,7 +118,7 @@ class ElasticSink(Sink):
         self.max_batch_docs = max(1, int(cfg.max_batch_docs))
         self.concurrency = max(1, int(cfg.concurrency))
         self.backoff_base_s = 0.1
-        self.backoff_max_s = 30.0
+        self.backoff_max_s = 10.0
         self.last_error = ""  # the latest transient error, "" once a bulk succeeds
         self._headers: dict[str, bytes] = {}
         self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="es-bulk") if self.concurrency > 1 else None
@@ -137,8 +139,10 @@ class ElasticSink(Sink):
                 self.client.options(request_timeout=max(0.5, min(5.0, remaining))).cluster.health()
                 return None
             except ApiError as exc:
-                if exc.status_code in (401, 403):
+                if exc.status_code == 401:
                     return f"Elasticsearch at {self.url} refused the credentials: {describe_error(exc, self.masker)}"
+                if exc.status_code == 403:  # authenticated, just no `monitor` privilege: writing may work
+                    return None
                 reason = describe_error(exc, self.masker)
                 if exc.status_code not in RETRY_STATUSES:
                     return f"Elasticsearch at {self.url} answered with an error: {reason}"
@@ -179,9 +183,11 @@ class ElasticSink(Sink):
 
     # -- encoding -----------------------------------------------------------------------
     def _split(self, records: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+        """Parts for the worker threads: up to PARTS_PER_WORKER per thread so a slow request
+        does not leave the others idle at the end of a batch, each at least MIN_PARALLEL_DOCS."""
         if self.concurrency == 1 or len(records) < 2 * MIN_PARALLEL_DOCS:
             return [records]
-        parts = min(self.concurrency, len(records) // MIN_PARALLEL_DOCS)
+        parts = min(self.concurrency * PARTS_PER_WORKER, len(records) // MIN_PARALLEL_DOCS)
         size = math.ceil(len(records) / parts)
         return [records[i:i + size] for i in range(0, len(records), size)]
 
@@ -314,6 +320,9 @@ class ElasticSink(Sink):
                 continue
             err = info.get("error") or {}
             etype = str(err.get("type", ""))
+            if status in (401, 403) and etype == "security_exception":
+                raise SinkFatalError(f"Elasticsearch at {self.url} refused to index into {item.index}: "
+                                     f"{self.masker(str(err.get('reason', '')))}")
             item.attempts += 1
             if status in RETRY_STATUSES or etype in RETRY_TYPES or (
                     status >= 500 and item.attempts < MAX_SERVER_ERROR_ATTEMPTS):

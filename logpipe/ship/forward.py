@@ -78,8 +78,8 @@ class ForwardSink(Sink):
 
     name = "forward"
 
-    def __init__(self, cfg: SinkConfig, *, chunk_max_bytes: int = 512 * 1024,
-                 chunk_max_records: int = 5000, backoff_base_s: float = 0.2,
+    def __init__(self, cfg: SinkConfig, *, chunk_max_bytes: int = 4 * 1024 * 1024,
+                 chunk_max_records: int = 10_000, backoff_base_s: float = 0.2,
                  backoff_max_s: float = 5.0, connect_timeout_s: float = 5.0,
                  hostname: str | None = None) -> None:
         super().__init__()
@@ -198,15 +198,11 @@ class ForwardSink(Sink):
 
     # -- chunks ----------------------------------------------------------------------
     def _chunks(self, records: list[dict[str, Any]]) -> Iterator[_Chunk]:
-        """Lazily: one or more PackedForward chunks per tag, so the server decodes one chunk
-        while the next is being written. Chunk sizes come from the tag's average entry size."""
-        for tag, pieces in self._packer.entries_by_tag(records, self._tags).items():
-            count = len(pieces) // 2
-            total = sum(map(len, pieces))
-            per_chunk = max(1, min(self._chunk_records, count * self._chunk_bytes // max(1, total)))
-            for start in range(0, count, per_chunk):
-                part = pieces[2 * start:2 * (start + per_chunk)]
-                yield self._chunk(tag, b"".join(part), len(part) // 2)
+        """Lazily: one or more PackedForward chunks per tag, yielded as they fill, so the
+        server decodes one chunk while the next is packed."""
+        for tag, entries, count in self._packer.chunks(records, self._tags, chunk_bytes=self._chunk_bytes,
+                                                       chunk_records=self._chunk_records):
+            yield self._chunk(tag, entries, count)
 
     def _chunk(self, tag: str, entries: bytes, count: int) -> _Chunk:
         chunk_id = new_chunk_id()

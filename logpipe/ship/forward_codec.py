@@ -14,6 +14,7 @@ import gzip
 import os
 import struct
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import msgpack
@@ -25,7 +26,6 @@ from logpipe.ship.forward_tags import LEVEL_KIND, TagRenderer, hashable_key, rec
 # fixarray(2) + fixext8 header with ext type 0 (EventTime); 8 payload bytes follow.
 _ENTRY_PREFIX = b"\x92\xd7\x00"
 _EVENT_TIME = struct.Struct(">II")
-_U32 = struct.Struct(">I").pack
 # ns multiplier by number of fraction digits ("123" -> ms -> * 10**6)
 _FRAC_SCALE = {n: 10 ** (9 - n) for n in range(1, 10)}
 _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
@@ -109,7 +109,10 @@ def sanitize(value: Any) -> Any:
         return bytes(value).decode("utf-8", "backslashreplace")
     if isinstance(value, _dt.datetime | _dt.date):
         return value.isoformat()
-    return _clean_str(str(value))
+    try:
+        return _clean_str(str(value))
+    except Exception:  # a __str__ that raises must not stop delivery
+        return f"<unprintable {type(value).__name__}>"
 
 
 def _key(key: Any) -> str:
@@ -158,14 +161,28 @@ def safe_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return [r if _json_safe(r) else sanitize(r) for r in records]
 
 
+class _TagStream:
+    """One tag's chunk being built: a non-resetting msgpack buffer plus its records (kept
+    so the chunk can be rebuilt if msgpack fails half-way, which empties its buffer)."""
+
+    __slots__ = ("packer", "array", "ext", "pack", "records", "target")
+
+    def __init__(self, target: int) -> None:
+        self.packer = msgpack.Packer(use_bin_type=True, default=_default, autoreset=False)
+        self.array = self.packer.pack_array_header
+        self.ext = self.packer.pack_ext_type
+        self.pack = self.packer.pack
+        self.records: list[dict[str, Any]] = []
+        self.target = target  # records per chunk, adapted to the average entry size
+
+
 class EntryPacker:
-    """Packs records into PackedForward entry streams `[EventTime, record]...`."""
+    """Builds PackedForward entry streams `[EventTime, record]...`, grouped by tag."""
 
     def __init__(self) -> None:
         self._packer = msgpack.Packer(use_bin_type=True, default=_default)
         self._times = EventTimeParser()
-        # "YYYY-mm-ddTHH:MM:SS" -> entry prefix: array header, EventTime ext header, seconds
-        self._secs: dict[str, bytes] = {}
+        self._secs: dict[str, int] = {}  # "YYYY-mm-ddTHH:MM:SS" -> epoch seconds
 
     def entry(self, record: dict[str, Any]) -> bytes:
         """One entry, exactly: sanitises values msgpack or Fluentd could not take."""
@@ -178,31 +195,28 @@ class EntryPacker:
             body = self._packer.pack(sanitize(record))
         return _ENTRY_PREFIX + _EVENT_TIME.pack(secs, nsecs) + body
 
-    def entries(self, records: list[dict[str, Any]]) -> list[bytes]:
-        return [self.entry(r) for r in records]
+    def chunks(self, records: list[dict[str, Any]], tags: TagRenderer, *, chunk_bytes: int = 512 * 1024,
+               chunk_records: int = 5000) -> Iterator[tuple[str, bytes, int]]:
+        """The hot path: yield `(tag, entries, count)` as each tag's chunk fills up (so the
+        caller can send one chunk while the next is packed), then the partial ones.
 
-    def entries_by_tag(self, records: list[dict[str, Any]], tags: TagRenderer) -> dict[str, list[bytes]]:
-        """The hot path: one pass that groups by tag and encodes each record. Each tag maps to
-        a flat list of pieces, two per entry (11-byte head: array + EventTime; packed record),
-        so `b"".join(pieces[2*i:2*j])` is entries i..j-1.
-
-        Inlined on purpose (this runs per record): the timestamp's seconds come from a cache
-        keyed by its first 19 characters, the fraction is one int(); anything unusual —
-        offsets, missing stamps, values msgpack rejects — falls back to `entry()`, the
-        exact path. Unsafe values were already converted by `safe_records`.
+        Inlined on purpose (this runs per record): the tag key and the record's kind are
+        computed in place; a timestamp's seconds come from a cache keyed by its first 19
+        characters and the fraction is one int(); each entry is three calls into one
+        non-resetting msgpack buffer per tag, so no bytes object is made per record.
+        Anything unusual (offsets, missing stamps) takes `_event_time`; values msgpack
+        rejects were converted by `safe_records` first.
         """
-        pack = self._packer.pack
         secs_cache = self._secs
         scale = _FRAC_SCALE
-        u32 = _U32
-        slow = self.entry
+        et = _EVENT_TIME.pack
         uses_kind = tags.uses_kind
         plain = tags.plain
         single = plain[0] if len(plain) == 1 else None
         level_kind = LEVEL_KIND
-        by_key: dict[tuple[Any, ...], list[bytes]] = {}
-        records = safe_records(records)
-        for record in records:
+        first_target = max(1, chunk_records)
+        streams: dict[tuple[Any, ...], _TagStream] = {}
+        for record in safe_records(records):
             get = record.get
             # -- tag key (record_kind_fast, inlined) --
             kind: Any = ""
@@ -218,36 +232,68 @@ class EntryPacker:
                             kind = record_kind_fast(record)
             key = (kind, get(single)) if single is not None else (kind, *[get(f) for f in plain])
             try:
-                bucket = by_key.get(key)
+                st = streams.get(key)
             except TypeError:  # an unhashable field value (dict, list) used in the tag
                 key = hashable_key(key)
-                bucket = by_key.get(key)
-            if bucket is None:
-                by_key[key] = bucket = []
+                st = streams.get(key)
+            if st is None:
+                streams[key] = st = _TagStream(first_target)
             # -- entry: [EventTime, record] --
             ts = get(TIMESTAMP)
             try:
-                head = secs_cache[ts[:19]]
+                secs = secs_cache[ts[:19]]
                 if ts[19] != "." or ts[-1] != "Z":
                     raise ValueError
                 frac = ts[20:-1]
-                head += u32(int(frac) * scale[len(frac)])
-                body = pack(record)
-            except Exception:  # any surprise takes the exact path
-                entry = self._slow_entry(record, slow)
-                head, body = entry[:11], entry[11:]
-            bucket.append(head)  # entries are kept as (head, body) pieces: no copy of the body
-            bucket.append(body)
-        return {tags.tag_for_key(k): v for k, v in by_key.items()}
+                time8 = et(secs, int(frac) * scale[len(frac)])
+            except Exception:  # anything unusual: the exact parser
+                time8 = self._event_time(ts)
+            try:
+                st.array(2)
+                st.ext(0, time8)
+                st.pack(record)
+            except Exception:  # msgpack dropped its buffer: rebuild this chunk exactly
+                st.records.append(record)
+                self._rebuild(st)
+            else:
+                st.records.append(record)
+            if len(st.records) >= st.target:
+                yield self._finish(tags, key, st, chunk_bytes, chunk_records)
+        for key, st in streams.items():
+            if st.records:
+                yield self._finish(tags, key, st, chunk_bytes, chunk_records)
 
-    def _slow_entry(self, record: dict[str, Any], slow: Any) -> bytes:
-        ts = record.get(TIMESTAMP)
-        if isinstance(ts, str) and len(ts) >= 19 and ts[10:11] == "T":
-            secs, _ = self._times.parse(ts[:19] + "Z")
+    def _event_time(self, ts: Any) -> bytes:
+        secs, nsecs = self._times.parse(ts)
+        if isinstance(ts, str) and len(ts) >= 20 and ts[10] == "T" and ts[-1] == "Z":
             if len(self._secs) > 4096:
                 self._secs.clear()
-            self._secs[ts[:19]] = _ENTRY_PREFIX + _U32(secs)
-        return slow(record)
+            self._secs[ts[:19]] = secs  # the next record of this second takes the fast path
+        return _EVENT_TIME.pack(secs, nsecs)
+
+    def _rebuild(self, st: _TagStream) -> None:
+        st.packer.reset()
+        for record in st.records:
+            st.array(2)
+            st.ext(0, self._event_time(record.get(TIMESTAMP)))
+            st.pack(record if _json_safe(record) else sanitize(record))
+
+    @staticmethod
+    def _finish(tags: TagRenderer, key: tuple[Any, ...], st: _TagStream, chunk_bytes: int,
+                chunk_records: int) -> tuple[str, bytes, int]:
+        data = st.packer.bytes()
+        st.packer.reset()
+        count = len(st.records)
+        st.records = []
+        st.target = max(1, min(chunk_records, count * chunk_bytes // max(1, len(data))))
+        return tags.tag_for_key(key), data, count
+
+    def entries_by_tag(self, records: list[dict[str, Any]], tags: TagRenderer) -> dict[str, bytes]:
+        """All entries per tag in one stream each (tests, tools)."""
+        out: dict[str, list[bytes]] = {}
+        for tag, data, _ in self.chunks(records, tags):
+            out.setdefault(tag, []).append(data)
+        return {tag: b"".join(parts) for tag, parts in out.items()}
 
     def message(self, tag: str, entries: bytes, count: int, chunk_id: str, compress: bool) -> bytes:
         """`[tag, entries, {chunk, size[, compressed]}]` — PackedForward or CompressedPackedForward."""

@@ -117,15 +117,16 @@ class GroupThrottle:
         now = self._clock()
         period = self._period(now)
         self._refill(now)
+        limited = self.cfg.rate_limit > 0
         for record in records:
+            if limited and self._tokens < 1.0:  # over the global rate: no group is charged
+                self._count_drop(GLOBAL_GROUP, period, record, report)
+                continue
             name = self._group_name(record)
             if not self._admit(name, record, now, period):
                 self._count_drop(name, period, record, report)
                 continue
-            if self.cfg.rate_limit > 0:
-                if self._tokens < 1.0:
-                    self._count_drop(GLOBAL_GROUP, period, record, report)
-                    continue
+            if limited:
                 self._tokens -= 1.0
             kept.append(record)
         return kept

@@ -32,6 +32,7 @@ from logpipe.tail.stream import LineChunk, Stream
 log = logging.getLogger("logpipe.tail")
 
 SAMPLE_BYTES = 65_536
+TURN_BYTES = 8 * 1024 * 1024
 SAMPLE_LINES = 50
 
 
@@ -147,8 +148,10 @@ class TailFront:
             return False
         for other in self.followers.values():
             if other is not f and other.key == key and not other.closing:
-                if self._same_content(f, other):
-                    f.key = None  # a copy of a file still being read: wait for it to end
+                if other.rewritten() or self._same_content(f, other):
+                    # A copy of a file still being read (copytruncate): wait until the
+                    # original's follower has seen the truncation and let go of the content.
+                    f.key = None
                     return False
                 key = f.key = f"{key}.{f.dev:x}.{f.ino:x}"  # same first lines, different file
                 break
@@ -179,13 +182,23 @@ class TailFront:
             self.scan()
         chunks: list[LineChunk] = []
         budget = self.pcfg.read_chunk_bytes
+        turn_budget = max(budget, TURN_BYTES)  # memory per turn stays bounded with many busy files
+        taken = 0
+        served = 0
         for f in list(self.order):
+            served += 1
+            before = len(chunks)
             try:
                 self._turn(f, budget, now, chunks)
             except OSError as exc:
                 self._warn_once(f"io:{f.path}", f"{f.path}: read failed ({exc.strerror}); closing it")
                 self._end(f, chunks, finish=False)
                 self._drop(f)
+            taken += sum(c.nbytes for c in chunks[before:])
+            if taken >= turn_budget:
+                break
+        if served and len(self.order) > 1:
+            self.order.rotate(-served)  # the next turn starts with the files not served now
         if self._silent_wait:
             self._silent_wait = False
             if any(c.nbytes for c in chunks):
@@ -257,6 +270,9 @@ class TailFront:
         self._silent_wait = not woke and not self.watcher.polling and not self.once
         if woke:
             self._missed = 0
+
+    def wake(self) -> None:
+        self.watcher.wake()
 
     def finished(self) -> bool:
         return self.once and self._scanned_once and not self.followers

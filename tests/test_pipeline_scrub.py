@@ -1,0 +1,73 @@
+"""Scrubbing in the tailer: in-process and in the helper process give the same records."""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+
+from logpipe.config import ScrubConfig
+from logpipe.enrich import Enricher, load_scrubber
+from logpipe.parse import make_parser
+from logpipe.stages import FileStats, PipelineStats
+from logpipe.status import StatusLine, render
+
+
+def lines(n: int) -> list[str]:
+    out = []
+    for i in range(n):
+        msg = f"user {i} signed in as person{i}@example.com" if i % 7 == 0 else f"plain event {i}"
+        out.append(json.dumps({"@timestamp": "2026-11-24T07:00:00.000000Z", "level": "info", "message": msg,
+                               "_id": f"keep-{i}" if i % 50 == 0 else None}))
+    return out
+
+
+def test_helper_process_scrubs_like_in_process() -> None:
+    cfg = ScrubConfig()
+    texts = lines(600)
+    parse = make_parser("json")
+    starts = [i * 100 for i in range(len(texts))]
+    results = []
+    for parallel in (False, True):
+        enricher = Enricher("h", load_scrubber(cfg), cfg, parallel=parallel)
+        try:
+            guard = enricher.start_guard(texts, ("json", "UTC", ""))
+            assert (guard is not None) == parallel
+            records = parse(texts)
+            enricher.apply(records, texts, starts, "app.log", "f" * 16, guard=guard)
+            results.append(copy.deepcopy(records))
+        finally:
+            enricher.close()
+    in_process, helper = results
+    assert helper == in_process
+    assert "example.com" not in json.dumps(helper)
+    assert helper[0]["message"] != texts[0] and helper[1]["message"] == "plain event 1"
+    assert helper[50]["_id"] == "keep-50"  # a replayed record keeps its id through scrubbing
+
+
+def test_no_scrub_leaves_records_alone() -> None:
+    cfg = ScrubConfig(enabled=False)
+    assert load_scrubber(cfg) is None
+    enricher = Enricher("h", None, cfg)
+    texts = lines(10)
+    records = make_parser("json")(texts)
+    enricher.apply(records, texts, list(range(10)), "a.log", "0" * 16)
+    assert "person0@example.com" in records[0]["message"]
+    assert records[3]["_id"] == "0" * 16 + "000000000003"
+
+
+def test_status_line_shows_rate_lag_and_delivery() -> None:
+    stats = PipelineStats(delivered=12345)
+    stats.files["a.log"] = FileStats("a.log", size=3 * 1024 * 1024, read_offset=0, acked_offset=1024 * 1024)
+    stats.dropped["throttle"] = 7
+    text = render(stats, 1500.0, "file:archive")
+    assert "1,500 lines/s" in text and "lag 2.0 MiB" in text and "delivered 12,345" in text
+    assert "dropped 7" in text
+    out = io.StringIO()
+    assert not StatusLine.wanted(out)
+    line = StatusLine(stats, "file:archive", out=out, interval=0.01).start()
+    import time
+
+    time.sleep(0.1)
+    line.stop()
+    assert "delivered 12,345" in out.getvalue()
