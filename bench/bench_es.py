@@ -137,7 +137,7 @@ def run_replay(url: str, path: Path, workdir: Path, *extra: str) -> None:
 def es_pid(explicit: int | None) -> int | None:
     if explicit:
         return explicit
-    out = subprocess.run([str(REPO / "scripts" / "elasticsearch.sh"), "pid"], capture_output=True, text=True)
+    out = subprocess.run(["bash", str(REPO / "scripts" / "elasticsearch.sh"), "pid"], capture_output=True, text=True)
     return int(out.stdout.strip()) if out.returncode == 0 and out.stdout.strip().isdigit() else None
 
 
@@ -163,7 +163,7 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=SinkConfig().concurrency, help="ElasticSink concurrent bulk requests")
     args = ap.parse_args()
 
-    url = args.es or subprocess.run([str(REPO / "scripts" / "elasticsearch.sh"), "start"], check=True,
+    url = args.es or subprocess.run(["bash", str(REPO / "scripts" / "elasticsearch.sh"), "start"], check=True,
                                     capture_output=True, text=True).stdout.strip().splitlines()[-1]
     pid = es_pid(args.es_pid)
     server = psutil.Process(pid) if pid else None

@@ -130,6 +130,7 @@ class GuardPool:
         self._seq = 0
         self._failed = False
         self.share = 0.75  # fraction of each batch the helper scrubs
+        self.waited = 0.0  # seconds the caller spent waiting for answers (tuning, tests)
 
     def _start(self) -> subprocess.Popen[bytes]:
         proc = subprocess.Popen(
@@ -165,7 +166,8 @@ class GuardPool:
             if got == seq:
                 break
         waited = time.monotonic() - t0
-        self.share = max(0.3, self.share - 0.02) if waited > 0.002 else min(1.0, self.share + 0.02)
+        self.waited += waited
+        self.share = max(0.3, self.share - 0.02) if waited > 0.0005 else min(1.0, self.share + 0.02)
         return result
 
     def _give_up(self, exc: BaseException) -> None:
@@ -223,7 +225,7 @@ class Enricher:
         host = self.host
         H, F, O, I = fields.HOST, fields.LOG_FILE, fields.LOG_OFFSET, fields.ID  # noqa: E741, N806
         for rec, start in zip(records, starts, strict=True):
-            if rec.get(I):  # already has an id (a replayed archive record): keep it all
+            if O in rec and rec.get(I):  # enriched before (a replayed archive record): keep it all
                 continue
             rec[H] = host
             rec[F] = path

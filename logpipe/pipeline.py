@@ -161,6 +161,8 @@ class Pipeline:
             self._finish()
         if self._fatal:
             return 1
+        if self._aborted and getattr(self.front, "once", False):
+            return 1  # --once / replay stopped before everything was delivered
         return 0
 
     def _read_loop(self) -> None:
@@ -199,19 +201,26 @@ class Pipeline:
                 self._submit()
         finally:
             self._queue.put(None)
-            assert self._sink_thread is not None
-            self._sink_thread.join(self.grace)
-            if self._sink_thread.is_alive():
-                log.warning("sink %s still busy after %.0fs; stopping without its acknowledgement",
-                            self.sink.describe(), self.grace)
-                self.sink.stop_event.set()
-                self._sink_thread.join(self.grace)
+            self._join_sink()
             self.front.close()
             self.enricher.close()
             try:
                 self.sink.close()
             except Exception as exc:  # noqa: BLE001 - closing must not hide the real outcome
                 log.warning("closing sink %s: %s", self.sink.describe(), exc)
+
+    def _join_sink(self) -> None:
+        """Wait for the sink to deliver what was read. Finishing normally (--once, replay)
+        waits as long as the sink retries; after stop() only `grace` seconds."""
+        thread = self._sink_thread
+        assert thread is not None
+        while thread.is_alive():
+            thread.join(0.25)
+            if (self._stop.is_set() and not self.sink.stop_event.is_set()
+                    and time.monotonic() - self._stop_at > self.grace):
+                log.warning("sink %s still busy after %.0fs; stopping without its acknowledgement",
+                            self.sink.describe(), self.grace)
+                self.sink.stop_event.set()
 
     # -- records ------------------------------------------------------------------------
     def _process(self, chunk: LineChunk) -> None:

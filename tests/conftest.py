@@ -23,7 +23,7 @@ def es_url() -> str:
         return url.rstrip("/")
     script = REPO / "scripts" / "elasticsearch.sh"
     try:
-        proc = subprocess.run([str(script), "start"], capture_output=True, text=True, timeout=300)
+        proc = subprocess.run(["bash", str(script), "start"], capture_output=True, text=True, timeout=300)
     except subprocess.TimeoutExpired:
         pytest.fail("scripts/elasticsearch.sh start did not finish within 300 s")
     if proc.returncode != 0:

@@ -80,3 +80,21 @@ def test_tail_startup_reports_bad_alert_file_as_config_error(tmp_path: Path) -> 
     cfg = from_dict({"alerts": {"file": str(f)}})
     with pytest.raises(ConfigError, match="unknown metric 'latency'"):
         start_metrics(cfg, PipelineStats())
+
+
+def test_rule_scoped_to_a_route_and_method_sees_only_that_traffic() -> None:
+    from logpipe.metrics.alerts import AlertEngine, AlertRule
+    from logpipe.metrics.tap import LogMetricsTap
+
+    now = [5_000_000.0]
+    engine = AlertEngine([
+        AlertRule("checkout_5xx", "error_rate", 60, ">", 0.2, route="/api/checkout", method="POST", min_count=5),
+        AlertRule("site_5xx", "error_rate", 60, ">", 0.2, min_count=5),
+    ])
+    tap = LogMetricsTap(interval_s=0, alerts=engine, clock=lambda: now[0])
+    tap.observe([{"method": "POST", "path": "/api/checkout", "status": 500 if i % 2 else 200, "duration_ms": 9.0}
+                 for i in range(20)]
+                + [{"method": "GET", "path": f"/items/{i}", "status": 200, "duration_ms": 3.0} for i in range(200)])
+    now[0] += 6
+    fired = [(a["alert.name"], a["alert.state"], a.get("route"), a.get("method")) for a in tap.drain_records()]
+    assert fired == [("checkout_5xx", "firing", "/api/checkout", "POST")]  # 50% there, 10/220 site-wide

@@ -27,7 +27,7 @@ PORT = "9211"
 
 def _script(*args: str) -> str:
     env = {**os.environ, "LOGPIPE_ES_PORT": PORT}
-    proc = subprocess.run([str(SCRIPT), *args], env=env, capture_output=True, text=True, timeout=240)
+    proc = subprocess.run(["bash", str(SCRIPT), *args], env=env, capture_output=True, text=True, timeout=240)
     if proc.returncode != 0:
         pytest.fail(f"elasticsearch.sh {' '.join(args)} failed:\n{proc.stderr[-2000:]}")
     return proc.stdout.strip()

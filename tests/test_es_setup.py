@@ -86,3 +86,19 @@ def test_help_never_shows_credentials_from_env(monkeypatch: pytest.MonkeyPatch) 
             assert secret not in out
     res = runner.invoke(cli, ["query", "level:error"])  # uses LOGPIPE_ES_URL
     assert res.exit_code == 1 and "UrlSecret1" not in res.output and "u:***@127.0.0.1:1" in res.output
+
+
+def test_changed_template_file_is_updated_then_restored(es_url: str, tmp_path: Path) -> None:
+    assets = tmp_path / "es"
+    shutil.copytree(default_assets_dir(), assets)
+    path = assets / "index-template.json"
+    path.write_text(path.read_text().replace('"5s"', '"7s"'))
+    runner = CliRunner()
+    changed = runner.invoke(cli, ["es", "setup", "--es", es_url, "--dir", str(assets)])
+    assert "index template logpipe: updated" in changed.output, changed.output
+    client = Elasticsearch(es_url)
+    tpl = client.indices.get_index_template(name="logpipe")["index_templates"][0]["index_template"]
+    assert tpl["template"]["settings"]["index"]["refresh_interval"] == "7s"
+    client.close()
+    restored = runner.invoke(cli, ["es", "setup", "--es", es_url])
+    assert "index template logpipe: updated" in restored.output

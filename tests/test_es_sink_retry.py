@@ -30,6 +30,7 @@ class FakeES:
         self.stored: dict[str, dict[str, Any]] = {}
         self.decide = lambda doc_id, n: (201, "")
         self.auth_fail = auth_fail
+        self.max_request_docs = 0  # > 0: answer 413 to bigger bulk requests, like http.max_content_length
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -57,6 +58,10 @@ class FakeES:
                     self._reply(401, {"error": {"type": "security_exception", "reason": "unable to authenticate"}})
                     return
                 lines = raw.splitlines()
+                if fake.max_request_docs and len(lines) // 2 > fake.max_request_docs:
+                    fake.requests.append(["413"])
+                    self._reply(413, {"error": {"type": "content_too_long", "reason": "request too large"}})
+                    return
                 ids = []
                 items = []
                 errors = False
@@ -82,7 +87,7 @@ class FakeES:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self.thread.start()
 
     def close(self) -> None:
@@ -235,3 +240,32 @@ def test_other_item_errors_are_dead_lettered_and_acknowledged(tmp_path: Path) ->
     assert (result.delivered, result.dead_lettered) == (2, 1)
     assert fake.requests == [["d0", "d1", "d2"], ["d1"]]
     assert "document_parsing_exception" in result.errors[0]
+
+
+def test_a_fatal_part_stops_the_other_parts_retrying(tmp_path: Path) -> None:
+    fake = FakeES()
+    # part 1 (d0..) hits a permission error, the other parts are throttled forever
+    fake.decide = lambda doc_id, n: (403, "security_exception") if doc_id == "d0" else (429, "es_rejected_execution_exception")
+    sink = _sink(fake.port, tmp_path, concurrency=2)
+    started = time.monotonic()
+    try:
+        with pytest.raises(SinkFatalError):
+            sink.send(_records(1000))
+    finally:
+        sink.close()
+        fake.close()
+    assert time.monotonic() - started < 5
+
+
+def test_request_too_large_is_split_until_it_fits(tmp_path: Path) -> None:
+    fake = FakeES()
+    fake.max_request_docs = 30
+    sink = _sink(fake.port, tmp_path)
+    try:
+        result = sink.send(_records(100))
+    finally:
+        sink.close()
+        fake.close()
+    assert result.delivered == 100 and result.dead_lettered == 0
+    assert sorted(fake.stored) == sorted(f"d{i}" for i in range(100))
+    assert fake.requests.count(["413"]) >= 2

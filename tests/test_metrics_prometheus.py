@@ -81,3 +81,39 @@ def test_families_windows_and_self_metrics() -> None:
     assert 3 <= v("logpipe_last_ack_age_seconds") < 60
     assert v("logpipe_alert_firing", alert="errors", severity="critical") == 1
     assert v("logpipe_alert_events_total", state="firing") == 1
+
+
+def test_scrapes_during_observe_are_consistent_and_never_fail() -> None:
+    import threading
+
+    from logpipe.metrics.synth import records, traffic
+
+    recs = records(traffic(40_000, seed=8))
+    tap = LogMetricsTap(interval_s=10)
+    errors: list[BaseException] = []
+    stop = threading.Event()
+    scrapes = [0]
+
+    def scraper() -> None:
+        registry = make_registry(tap)
+        while not stop.is_set():
+            try:
+                text = generate_latest(registry).decode()
+                assert "logpipe_http_requests_total" in text or scrapes[0] == 0
+                scrapes[0] += 1
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+                return
+
+    th = threading.Thread(target=scraper)
+    th.start()
+    try:
+        for i in range(0, len(recs), 1000):
+            tap.observe(recs[i:i + 1000])
+    finally:
+        stop.set()
+        th.join(10)
+    assert not errors, errors[0]
+    assert scrapes[0] >= 1 and tap.internal_errors == 0
+    total = sum(v for (name, _labels), v in _samples(tap).items() if name == "logpipe_http_requests_total")
+    assert total == 40_000

@@ -136,8 +136,22 @@ def test_state_stays_bounded_under_cardinality_attack() -> None:
     table = tap.agg.table
     assert len(table.routes._routes) <= 33  # 32 methods + {other}
     assert len(table.keys) <= 33 * 51
-    assert len(table._by_template) <= len(table.keys)
-    assert len(table._cache) <= CACHE_MAX
+    assert len(table._templates) <= table.max_templates and len(table._mid) <= 4 * table.METHOD_SLOTS
+    assert len(table._path_tid) <= CACHE_MAX
     assert all(s.bucket_count <= 2048 for s in tap.agg.total.sketches.values())
     assert tap.agg.total.overall_stats()["count"] == 120_000
     assert tap.agg.routes_folded() > 100_000
+
+
+def test_flush_at_shutdown_ships_the_unfinished_interval_once() -> None:
+    clock = Clock(1_000_000.0)
+    tap = LogMetricsTap(interval_s=60, clock=clock)
+    tap.observe([_req(dur=5.0)] * 30)
+    clock.t += 12
+    tap.observe([_req(dur=7.0)] * 20)  # still inside the first minute: nothing due yet
+    assert tap.drain_records() == []
+    final = tap.flush_records()
+    overall = next(r for r in final if r["route"] == "*")
+    assert overall["count"] == 50 and overall["window_s"] >= 10
+    clock.t += 60
+    assert all(r["count"] == 0 for r in tap.drain_records())  # nothing counted twice

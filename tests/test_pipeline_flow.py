@@ -215,3 +215,36 @@ def test_shutdown_with_full_window_and_dead_sink_does_not_hang(tmp_path: Path) -
     assert not run.thread.is_alive() and time.monotonic() - t0 < 5
     run.stop()
     assert saved_offsets(cfg) in ([], [0])
+
+
+def test_once_waits_for_a_slow_sink_beyond_the_shutdown_grace(tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    json_lines(log, 30)
+    cfg = fast_config([str(log)], tmp_path, fmt="json", batch_max_records=10)
+    sink = CollectSink(delay=0.3)
+    run = Running(cfg, sink, once=True, shutdown_grace_s=0.1)
+    run.thread.join(20)
+    run.stop()
+    assert run.code == 0 and len(sink.records) == 30
+    assert saved_offsets(cfg) == [log.stat().st_size]
+
+
+def test_tags_of_a_continuation_line_reach_the_joined_event(tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    log.write_bytes(
+        b"2026-11-24 07:00:01,000 - app - ERROR - main:2 - boom\n"
+        b"Traceback (most recent call last):\n"
+        b'  File "caf\xe9.py", line 1, in <module>\n'
+        b"ValueError: bad\n"
+        b"2026-11-24 07:00:02,000 - app - INFO - main:3 - next\n"
+    )
+    cfg = fast_config([str(log)], tmp_path, fmt="python")
+    sink = CollectSink()
+    run = Running(cfg, sink, once=True)
+    run.thread.join(10)
+    run.stop()
+    assert len(sink.records) == 2
+    first, second = sink.records
+    assert "_invalid_utf8" in first.get("tags", [])
+    assert "_invalid_utf8" not in second.get("tags", [])
+    assert first["log_offset"] == 0 and second["log_offset"] > 100

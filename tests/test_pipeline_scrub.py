@@ -17,8 +17,10 @@ def lines(n: int) -> list[str]:
     out = []
     for i in range(n):
         msg = f"user {i} signed in as person{i}@example.com" if i % 7 == 0 else f"plain event {i}"
-        out.append(json.dumps({"@timestamp": "2026-11-24T07:00:00.000000Z", "level": "info", "message": msg,
-                               "_id": f"keep-{i}" if i % 50 == 0 else None}))
+        rec = {"@timestamp": "2026-11-24T07:00:00.000000Z", "level": "info", "message": msg}
+        if i % 50 == 0:  # as replayed from an archive: already enriched
+            rec.update({"log_file": "old.log", "log_offset": i, "_id": f"keep-{i}"})
+        out.append(json.dumps(rec))
     return out
 
 
@@ -43,6 +45,7 @@ def test_helper_process_scrubs_like_in_process() -> None:
     assert "example.com" not in json.dumps(helper)
     assert helper[0]["message"] != texts[0] and helper[1]["message"] == "plain event 1"
     assert helper[50]["_id"] == "keep-50"  # a replayed record keeps its id through scrubbing
+    assert helper[49]["_id"] == "f" * 16 + f"{49 * 100:012x}"
 
 
 def test_no_scrub_leaves_records_alone() -> None:

@@ -98,3 +98,16 @@ def test_progress_bar_shows_bytes_and_records(tmp_path: Path) -> None:
     proc = replay(["app.log", "--sink", "file:out", "--progress"], tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "replay → file:out" in proc.stderr and "30 records" in proc.stderr
+
+
+def test_binary_and_truncated_gz_inputs_are_reported_not_fatal(tmp_path: Path) -> None:
+    write_log(tmp_path / "a.log", 0, 5, 0)
+    (tmp_path / "b.bin").write_bytes(b"\x7fELF\x02\x01" + bytes(range(256)) * 4)
+    full = gzip.compress((tmp_path / "a.log").read_bytes() * 50)
+    (tmp_path / "c.log.gz").write_bytes(full[: len(full) // 2])  # cut off mid-stream
+    proc = replay(["a.log", "b.bin", "c.log.gz", "--sink", "-"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "b.bin: skipped, binary" in proc.stderr
+    assert "c.log.gz" in proc.stderr
+    assert len(recs(proc.stdout)) >= 5

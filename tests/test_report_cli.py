@@ -116,3 +116,44 @@ def test_terminal_tables_and_errors(tmp_path: Path) -> None:
     assert missing.exit_code != 0 and "nope.log" in missing.output
     badfmt = CliRunner().invoke(cli, ["report", str(tmp_path / "a.log"), "--format", "xml"])
     assert badfmt.exit_code != 0 and "xml" in badfmt.output
+
+
+def test_sidecar_metric_records_agree_with_report_on_the_same_requests(tmp_path: Path) -> None:
+    """Kibana (metric records) and `logpipe report` must not disagree about the same traffic."""
+    from logpipe.metrics.tap import LogMetricsTap
+    from logpipe.parse import make_parser
+
+    t = traffic(5000, seed=33)
+    lines = json_lines(t)
+    (tmp_path / "access.log").write_text("\n".join(lines) + "\n")
+    doc = _run(str(tmp_path / "access.log"))
+
+    now = [1_000_000.0]
+    tap = LogMetricsTap(interval_s=60, clock=lambda: now[0])
+    parse = make_parser("json")
+    for i in range(0, len(lines), 700):
+        tap.observe(parse(lines[i:i + 700]))
+        now[0] += 3
+    now[0] += 60
+    metric = {(r["route"], r["method"]): r for r in tap.drain_records() if r["route"] != "*"}
+    report = {(r["route"], r["method"]): r for r in doc["routes"]}
+    assert set(metric) == set(report)
+    for key, m in metric.items():
+        r = report[key]
+        assert m["count"] == r["count"]
+        assert (m["p50_ms"], m["p95_ms"], m["p99_ms"], m["max_ms"]) == (r["p50_ms"], r["p95_ms"], r["p99_ms"],
+                                                                         r["max_ms"]), key
+
+
+def test_log_content_is_printed_literally_not_as_rich_markup(tmp_path: Path) -> None:
+    lines = [orjson.dumps(r).decode() for r in (
+        {"@timestamp": "2025-11-24T00:00:00.000000Z", "method": "GET", "path": "/x/[/]/[bold]y",
+         "status": 500, "duration_ms": 12.0, "request_id": "[red]rid"},
+        {"@timestamp": "2025-11-24T00:00:01.000000Z", "level": "error", "message": "bad [/i] thing",
+         "exception": {"type": "[link=x]Err", "message": "[/]"}},
+    )]
+    (tmp_path / "weird.log").write_text("\n".join(lines) + "\n")
+    result = CliRunner().invoke(cli, ["report", str(tmp_path / "weird.log")], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "/x/[/]/[bold]y" in result.output and "[red]rid" in result.output
+    assert "[link=x]Err" in result.output

@@ -140,3 +140,18 @@ def test_sigterm_flushes_and_checkpoints(tmp_path: Path) -> None:
     assert offsets == [log.stat().st_size]
     total = sum(len(gzip.decompress(p.read_bytes()).splitlines()) for p in (tmp_path / "arch").rglob("*.gz"))
     assert total == 1001
+
+
+def test_format_is_detected_per_file(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "app.log").write_text('{"@timestamp": "2026-11-24T07:00:00.000000Z", "level": "INFO", "message": "json"}\n')
+    (logs / "access.log").write_text(
+        '10.0.0.1 - - [24/Nov/2026:08:00:00 +0100] "GET /x HTTP/1.1" 404 10 "-" "curl/8"\n')
+    (logs / "py.log").write_text("2026-11-24 07:00:00,500 - worker - WARNING - run:12 - slow job\n")
+    proc = run(["tail", str(logs / "*.log"), "--sink", "-", "--once"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    by_file = {Path(r["log_file"]).name: r for r in records(proc.stdout)}
+    assert by_file["app.log"]["level"] == "info" and by_file["app.log"]["message"] == "json"
+    assert by_file["access.log"]["status"] == 404 and by_file["access.log"]["@timestamp"].startswith("2026-11-24T07:00:00")
+    assert by_file["py.log"]["level"] == "warning" and by_file["py.log"]["logger"] == "worker"

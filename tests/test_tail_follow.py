@@ -7,6 +7,7 @@ import gzip
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -259,3 +260,61 @@ def test_inode_reuse_is_not_mistaken_for_the_old_file(logdir: Path, tmp_path: Pa
         expect(sink2, [f"second file line {i}" for i in range(40)])
     finally:
         run.stop()
+
+
+def test_file_system_without_events_switches_to_polling(logdir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
+    from watchdog.observers import Observer
+
+    monkeypatch.setattr(Observer, "schedule", lambda self, *a, **k: None)  # events never arrive (e.g. NFS)
+    log = logdir / "app.log"
+    append(log, "x0")
+    sink = CollectSink()
+    cfg = fast_config([str(log)], tmp_path, reconcile_interval_s=0.15)
+    run = Running(cfg, sink, use_events=True)
+    try:
+        for i in range(1, 8):
+            time.sleep(0.2)
+            append(log, f"x{i}")
+        expect(sink, [f"x{i}" for i in range(8)])
+        assert run.front.watcher.polling
+        assert "without file events" in caplog.text
+    finally:
+        run.stop()
+
+
+def test_generation_compressed_before_it_was_read_is_caught_up_once(logdir: Path, tmp_path: Path) -> None:
+    """The tailer was down while logrotate renamed and gzipped a half-read file: the unread
+    rest comes from the .gz, with the ids the plain file would have given; nothing twice."""
+    from logpipe.tail.checkpoint import CheckpointStore
+    from logpipe.tail.fingerprint import fingerprint
+
+    log = logdir / "app.log"
+    lines = [f"line {i:03d}" for i in range(100)]
+    append(log, *lines)
+    data = log.read_bytes()
+    cfg = fast_config([str(logdir / "app.log*")], tmp_path)
+    key = fingerprint(data)
+    assert key is not None
+    cut = data.index(b"line 030")
+    store = CheckpointStore(cfg.pipeline.checkpoint_path)
+    store.set(key, cut, str(log))  # a previous run delivered the first 30 lines
+    store.save()
+    store.close()
+    with open(log, "rb") as src, gzip.open(logdir / "app.log.1.gz", "wb") as dst:
+        dst.write(src.read())
+    os.unlink(log)
+    append(log, "fresh 1")
+    (logdir / "other.log.gz").write_bytes(gzip.compress(b"history we never tailed\n"))
+    sink = CollectSink()
+    run = Running(cfg, sink, once=True)
+    run.thread.join(10)
+    run.stop()
+    assert sorted(sink.messages()) == sorted(lines[30:] + ["fresh 1"])
+    by_msg = {r["message"]: r for r in sink.records}
+    assert by_msg["line 030"]["_id"] == f"{key}{cut:012x}"
+    sink2 = CollectSink()
+    run = Running(cfg, sink2, once=True)  # a second run reads nothing again
+    run.thread.join(10)
+    run.stop()
+    assert sink2.messages() == []

@@ -185,5 +185,20 @@ def run_tail(paths: tuple[str, ...], *, sink_url: str | None = None, fmt: str | 
         if tap is not None and hasattr(tap, "close"):
             tap.close()
     if code:
-        click.echo(f"logpipe tail: delivery failed: {pipeline.error}", err=True)
+        click.echo(f"logpipe tail: delivery failed: {pipeline.error or 'stopped before delivering everything'}",
+                   err=True)
+    elif once:
+        click.echo(summary(stats, sink.describe()), err=True)
     return code
+
+
+def summary(stats: Any, target: str) -> str:
+    """One line for the end of a --once run: what was read, delivered, dropped, skipped."""
+    parts = [f"{stats.lines_read:,} lines read", f"{stats.delivered:,} records delivered to {target}"]
+    if stats.parse_failures:
+        parts.append(f"{stats.parse_failures:,} unparsed (tagged _parse_failure)")
+    for reason, n in sorted(stats.dropped.items()):
+        parts.append(f"{n:,} dropped ({reason})")
+    if stats.skipped_files:
+        parts.append(f"{len(stats.skipped_files)} files skipped")
+    return "logpipe tail: " + ", ".join(parts)

@@ -156,6 +156,8 @@ def describe_error(exc: BaseException, masker: Masker | None = None) -> str:
         text = f"{etype}: {reason}" if etype else reason
     elif isinstance(info, dict) and info.get("error"):
         text = str(info["error"])
+    elif isinstance(info, str | bytes) and info and not isinstance(info, dict):
+        text = "not an Elasticsearch response (is this the right URL?)"
     if not text:
         text = str(getattr(exc, "message", "") or exc) or type(exc).__name__
     status = getattr(exc, "status_code", None) or getattr(getattr(exc, "meta", None), "status", None)

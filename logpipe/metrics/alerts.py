@@ -84,11 +84,12 @@ class AlertRule:
 
 
 def default_rules() -> list[AlertRule]:
-    """Common practice: 5xx > 5% (critical), p95 > 1 s (warning), silence (warning), all over 5 min."""
+    """Common practice: 5xx > 5% (critical), p95 > 1 s (warning), silence (warning), all over 5 min;
+    rate and latency rules need 20 requests in the window so a handful of requests cannot page."""
     return [
-        AlertRule("high_5xx_rate", "error_rate", 300, ">", 0.05, 0, "critical", 900, min_count=10,
+        AlertRule("high_5xx_rate", "error_rate", 300, ">", 0.05, 0, "critical", 900, min_count=20,
                   description="More than 5% of requests answered 5xx over 5 minutes"),
-        AlertRule("slow_p95", "p95_ms", 300, ">", 1000.0, 0, "warning", 900, min_count=10,
+        AlertRule("slow_p95", "p95_ms", 300, ">", 1000.0, 0, "warning", 900, min_count=20,
                   description="95th percentile latency above 1 s over 5 minutes"),
         AlertRule("no_access_records", "count", 300, "<", 1, 0, "warning", 900,
                   description="No access records for 5 minutes"),

@@ -48,60 +48,108 @@ def _floats(values: list[Any]) -> np.ndarray:
 
 
 class KeyTable:
-    """(route, method) <-> small int id, with the (method, path) -> id cache in front."""
+    """(route, method) <-> small int id.
+
+    Why this shape: most paths carry an id and are seen once, so a (method, path) cache
+    mostly misses. Instead a path (or the middleware's route) maps to a method-independent
+    *template id* (the batch's new paths normalised together in one regex pass), the method
+    to a *method slot*, and a dense numpy table [template id, method slot] gives the key id:
+    per record that is two C-level dict lookups and one fancy index, no Python code.
+    """
+
+    METHOD_SLOTS = 64  # distinct method spellings as they appear ("GET", "get"); more -> {other}
 
     def __init__(self, max_routes_per_method: int = 1000) -> None:
         self.routes = RouteTable(max_routes_per_method)
         self.keys: list[tuple[str, str]] = []
         self._ids: dict[tuple[str, str], int] = {}
-        self._cache: dict[tuple[Any, Any], int] = {}  # (method, raw path or route) -> id
-        self._by_template: dict[tuple[Any, str], int] = {}  # (method as given, template) -> id
+        self.max_templates = max(20_000, 4 * max_routes_per_method)
+        self._templates: list[str] = [OTHER]  # template id 0 = {other} (template overflow)
+        self._tid: dict[str, int] = {OTHER: 0}
+        self._path_tid: dict[Any, int] = {}  # raw path or route -> template id (static paths only)
+        self._methods: list[str] = [OTHER]  # method slot 0 = {other}
+        self._mid: dict[Any, int] = {}
+        self._combo = np.full((64, self.METHOD_SLOTS), -1, dtype=np.int64)
 
     def ids(self, methods: list[Any], paths: list[Any], routes: list[Any]) -> np.ndarray:
-        """Key id per request. Fresh paths (new ids make most of them unique) are normalised
-        together in one regex pass and mapped through a (method, template) dict, so a miss
-        costs a few C-level list/dict operations, not Python code per record."""
+        """Key id per request (see the class docstring for why it is built this way)."""
         no_routes = not any(routes)
-        if no_routes:  # access logs from nginx & co: the path is the key (C-level zip, no comprehension)
-            keys = list(zip(methods, paths, strict=True))
-        else:
-            keys = [(m, r or p) for m, p, r in zip(methods, paths, routes, strict=True)]
-        cache = self._cache
+        src = paths if no_routes else [r or p for p, r in zip(paths, routes, strict=True)]
         try:
-            out = list(map(cache.get, keys, itertools.repeat(-1)))
-        except TypeError:  # unhashable junk (a list as path): key it by its repr
-            keys = [(_hashable(m), _hashable(p)) for m, p in keys]
-            out = list(map(cache.get, keys, itertools.repeat(-1)))
-        ids = np.array(out, dtype=np.int64)  # -1 marks the misses
-        miss = np.flatnonzero(ids < 0)
-        if miss.size == 0:
-            return ids
-        pick = operator.itemgetter(*miss.tolist())
-        one = miss.size == 1
-        mkeys = [pick(keys)] if one else list(pick(keys))
-        if no_routes:
-            mmethods = [pick(methods)] if one else list(pick(methods))
-            mpaths = [pick(paths)] if one else list(pick(paths))
+            t = list(map(self._path_tid.get, src, itertools.repeat(-1)))
+            m = list(map(self._mid.get, methods, itertools.repeat(-1)))
+        except TypeError:  # unhashable junk (a list as path or method): key it by its repr
+            src = [_hashable(x) for x in src]
+            methods = [_hashable(x) for x in methods]
+            t = list(map(self._path_tid.get, src, itertools.repeat(-1)))
+            m = list(map(self._mid.get, methods, itertools.repeat(-1)))
+        tid = np.array(t, dtype=np.int64)
+        miss = np.flatnonzero(tid < 0)
+        if miss.size:
+            tid[miss] = self._templates_for(miss, src, paths, routes, no_routes)
+        mid = np.array(m, dtype=np.int64)
+        if -1 in m:
+            for i in np.flatnonzero(mid < 0).tolist():
+                mid[i] = self._method_slot(methods[i])
+        out = self._combo[tid, mid]
+        unknown = np.flatnonzero(out < 0)
+        if unknown.size:  # a (template, method) pair seen for the first time: rare
+            for pair in np.unique(tid[unknown] * self.METHOD_SLOTS + mid[unknown]).tolist():
+                ti, mi = divmod(pair, self.METHOD_SLOTS)
+                self._combo[ti, mi] = self._intern(ti, mi)
+            out = self._combo[tid, mid]
+        return out
+
+    def _templates_for(self, miss: np.ndarray, src: list[Any], paths: list[Any], routes: list[Any],
+                       no_routes: bool) -> list[int]:
+        idx = miss.tolist()
+        pick = operator.itemgetter(*idx)
+        msrc = [pick(src)] if len(idx) == 1 else list(pick(src))
+        if no_routes and set(map(type, msrc)) == {str}:
+            templates = normalise_paths(msrc)
         else:
-            mmethods = [k[0] for k in mkeys]
-            mpaths = [k[1] for k in mkeys]
-        if no_routes and set(map(type, mpaths)) == {str}:
-            templates = normalise_paths(mpaths)
-        else:
-            templates = [self._template(paths[i], routes[i]) for i in miss.tolist()]
-        tkeys = list(zip(mmethods, templates, strict=True))
-        found = list(map(self._by_template.get, tkeys))
-        if None in found:
+            templates = [self._template(paths[i], routes[i]) for i in idx]
+        found = list(map(self._tid.get, templates, itertools.repeat(-1)))
+        if -1 in found:
             for j, v in enumerate(found):
-                if v is None:
-                    found[j] = self._intern(tkeys[j])
-        if len(cache) + len(mkeys) > CACHE_MAX:
-            cache.clear()
-        # Only paths that are their own template (/health, /static/app.js) repeat often enough
-        # to be worth remembering; /users/8812 is usually seen once. All C-level, no loop.
-        cache.update(itertools.compress(zip(mkeys, found, strict=True), map(operator.eq, mpaths, templates)))
-        ids[miss] = found
-        return ids
+                if v < 0:
+                    found[j] = self._new_template(templates[j])
+        if len(self._path_tid) + len(msrc) > CACHE_MAX:
+            self._path_tid.clear()
+        # Only paths that are their own template (/health, a middleware route) repeat often
+        # enough to be worth remembering; /users/8812 is usually seen once. C-level, no loop.
+        self._path_tid.update(itertools.compress(zip(msrc, found, strict=True),
+                                                 map(operator.eq, msrc, templates)))
+        return found
+
+    def _new_template(self, template: str) -> int:
+        hit = self._tid.get(template)
+        if hit is not None:
+            return hit
+        if len(self._templates) >= self.max_templates:
+            return 0  # junk flood: fold, memory stays bounded
+        i = len(self._templates)
+        self._templates.append(template)
+        self._tid[template] = i
+        if i >= self._combo.shape[0]:
+            grown = np.full((self._combo.shape[0] * 2, self.METHOD_SLOTS), -1, dtype=np.int64)
+            grown[:self._combo.shape[0]] = self._combo
+            self._combo = grown
+        return i
+
+    def _method_slot(self, method: Any) -> int:
+        hit = self._mid.get(method)
+        if hit is not None:
+            return hit
+        canon = self.routes.method(str(method).upper())
+        if canon == OTHER or len(self._methods) >= self.METHOD_SLOTS:
+            slot = 0
+        else:
+            slot = len(self._methods)
+            self._methods.append(canon)
+        if len(self._mid) < 4 * self.METHOD_SLOTS:
+            self._mid[method] = slot
+        return slot
 
     @staticmethod
     def _template(path: Any, route: Any) -> str:
@@ -109,21 +157,16 @@ class KeyTable:
             return str(route).split("?", 1)[0] or "/"
         return normalise_path("" if path is None else str(path))
 
-    def _intern(self, tkey: tuple[Any, str]) -> int:
-        """A (method, template) seen for the first time: apply the caps, give it an id."""
-        hit = self._by_template.get(tkey)
-        if hit is not None:
-            return hit
-        method = self.routes.method(str(tkey[0]).upper())
-        route = self.routes.capped(method, tkey[1])
+    def _intern(self, tid: int, mid: int) -> int:
+        """Apply the per-method route cap to a new (template, method) pair; give it a key id."""
+        method = self._methods[mid]
+        route = OTHER if tid == 0 else self.routes.capped(method, self._templates[tid])
         key = (route, method)
         i = self._ids.get(key)
         if i is None:
             i = len(self.keys)
             self.keys.append(key)
             self._ids[key] = i
-        if route != OTHER and method != OTHER:  # folded ones stay out: this dict stays cap-sized
-            self._by_template[tkey] = i
         return i
 
     def __len__(self) -> int:
@@ -168,21 +211,22 @@ class Batch:
 
 def extract(records: list[dict[str, Any]], table: KeyTable) -> Batch:
     """Split a batch into access columns and app/error counters."""
-    kind = F.EVENT_KIND  # derived metric/alert records (e.g. in a replayed archive) are not traffic
-    access = [r for r in records if F.METHOD in r and kind not in r]
-    if access and (F.STATUS not in access[0] and F.PATH not in access[0] and F.ROUTE not in access[0]):
-        access = [r for r in access if F.STATUS in r or F.PATH in r or F.ROUTE in r]
+    # field names bound to locals: a module attribute lookup per record per field adds up
+    kind, method, path, route, status_k, dur_k, level, exc = (
+        F.EVENT_KIND, F.METHOD, F.PATH, F.ROUTE, F.STATUS, F.DURATION_MS, F.LEVEL, F.EXCEPTION)
+    # derived metric/alert records (e.g. in a replayed archive) are not traffic
+    access = [r for r in records if method in r and kind not in r]
+    if access and (status_k not in access[0] and path not in access[0] and route not in access[0]):
+        access = [r for r in access if status_k in r or path in r or route in r]
     n_acc = len(access)
-    others = [r for r in records if F.METHOD not in r and kind not in r] if n_acc < len(records) else []
-    levels: Counter[str] = Counter(r[F.LEVEL] for r in others if F.LEVEL in r)
-    exc = F.EXCEPTION
+    others = [r for r in records if method not in r and kind not in r] if n_acc < len(records) else []
+    levels: Counter[str] = Counter([r[level] for r in others if level in r])
     excs = [r for r in records if exc in r]
-    exceptions: Counter[str] = Counter(_exc_type(r[exc]) for r in excs if kind not in r) if excs else Counter()
-    ids = table.ids([r[F.METHOD] for r in access], [r.get(F.PATH) for r in access],
-                         [r.get(F.ROUTE) for r in access])
+    exceptions: Counter[str] = Counter([_exc_type(r[exc]) for r in excs if kind not in r]) if excs else Counter()
+    ids = table.ids([r[method] for r in access], [r.get(path) for r in access], [r.get(route) for r in access])
     nkeys = len(table)
-    status = _floats([r.get(F.STATUS) for r in access])
-    dur = _floats([r.get(F.DURATION_MS) for r in access])
+    status = _floats([r.get(status_k) for r in access])
+    dur = _floats([r.get(dur_k) for r in access])
 
     ok_status = (status >= 100) & (status < 600)
     cls = np.where(ok_status, np.floor_divide(np.nan_to_num(status), 100), 0).astype(np.int64)

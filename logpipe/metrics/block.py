@@ -6,7 +6,6 @@ merges of slots), and turn into the stats dicts that metric records and reports 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -179,11 +178,3 @@ def _stats(counts: np.ndarray, sketch: LogSketch | None, invalid: int, window_s:
 
 def _round(v: float | None) -> float | None:
     return None if v is None else round(float(v), 3)
-
-
-def merge_blocks(blocks: Iterable[Block], alpha: float = DEFAULT_ALPHA,
-                 max_buckets: int = DEFAULT_MAX_BUCKETS) -> Block:
-    out = Block(alpha, max_buckets=max_buckets)
-    for b in blocks:
-        out.merge(b)
-    return out

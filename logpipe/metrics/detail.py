@@ -43,7 +43,8 @@ class SeriesBucket:
 
 
 class ReportDetail:
-    """Aggregator listener; call `attach(aggregator)` or feed `add(batch, records)`."""
+    """An Aggregator listener (`aggregator.listeners.append(detail.add)`): sees every batch's
+    columns and records after the shared aggregation."""
 
     def __init__(self, table: KeyTable, top_n: int = 10) -> None:
         self.table = table

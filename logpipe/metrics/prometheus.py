@@ -153,6 +153,8 @@ class TapCollector(Collector):
         yield gauge("logpipe_sink_healthy", "1 when the last sink call succeeded.", 0.0 if s.sink_error else 1.0)
         yield counter("logpipe_metrics_internal_errors", "Errors inside the metrics tap (delivery continued).",
                       self.tap.internal_errors)
+        yield counter("logpipe_metrics_records_dropped", "Metric/alert records dropped: nobody drained them.",
+                      self.tap.records_dropped)
 
     def _alerts(self) -> Iterator:
         tap = self.tap

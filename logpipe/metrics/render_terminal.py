@@ -1,4 +1,8 @@
-"""The report dict as rich tables for a terminal (what an on-call engineer reads first)."""
+"""The report dict as rich tables for a terminal (what an on-call engineer reads first).
+
+Everything that came from a log (paths, messages, ids) goes in as `Text`, never as markup:
+a request for `/[bold]x` or `/[/]` must print as itself, not restyle or crash the report.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text as T
 
 MAX_ROUTES_SHOWN = 25
 _ERRORS = frozenset({"error", "critical", "fatal", "alert", "emergency"})
@@ -34,11 +39,11 @@ def render_terminal(report: dict[str, Any], console: Console | None = None) -> N
     summary = Table(title="logpipe report", show_header=False, title_justify="left")
     summary.add_column(style="bold")
     summary.add_column()
-    summary.add_row("files", ", ".join(f["path"] for f in report["files"]) or "-")
+    summary.add_row("files", T(", ".join(f["path"] for f in report["files"]) or "-"))
     summary.add_row("lines / records", f"{report['lines']:,} / {report['records']:,}"
                     + (f"  ({report['parse_failures']:,} unparsed)" if report["parse_failures"] else ""))
-    summary.add_row("time span", f"{span['start'] or '-'} → {span['end'] or '-'}"
-                    + (f"  ({span['seconds']:,.0f} s)" if span["seconds"] else ""))
+    summary.add_row("time span", T(f"{span['start'] or '-'} → {span['end'] or '-'}"
+                                   + (f"  ({span['seconds']:,.0f} s)" if span["seconds"] else "")))
     summary.add_row("requests", f"{o['count']:,}  ({fmt_rate(o.get('rate_per_s'))})")
     summary.add_row("errors", f"5xx {o['status_5xx']:,} ({fmt_pct(o['error_rate'])}), "
                     f"4xx {o['status_4xx']:,} ({fmt_pct(o['client_error_rate'])})")
@@ -66,7 +71,7 @@ def render_terminal(report: dict[str, Any], console: Console | None = None) -> N
         levels.add_column("level")
         levels.add_column("count", justify="right")
         for lvl, n in report["levels"].items():
-            levels.add_row(f"[red]{lvl}[/]" if str(lvl).lower() in _ERRORS else str(lvl), f"{n:,}")
+            levels.add_row(T(str(lvl), style="red" if str(lvl).lower() in _ERRORS else ""), f"{n:,}")
         console.print(levels)
 
     routes = Table(title="routes (by total time)", title_justify="left")
@@ -77,7 +82,7 @@ def render_terminal(report: dict[str, Any], console: Console | None = None) -> N
     if not report["routes"]:
         routes.caption = "no access records"
     for r in report["routes"][:MAX_ROUTES_SHOWN]:
-        routes.add_row(r["method"], r["route"], f"{r['count']:,}", fmt_pct(r["error_rate"]), fmt_ms(r["p50_ms"]),
+        routes.add_row(T(r["method"]), T(r["route"]), f"{r['count']:,}", fmt_pct(r["error_rate"]), fmt_ms(r["p50_ms"]),
                        fmt_ms(r["p95_ms"]), fmt_ms(r["p99_ms"]), fmt_ms(r["max_ms"]), fmt_ms(r["total_ms"]))
     if len(report["routes"]) > MAX_ROUTES_SHOWN:
         routes.caption = f"{len(report['routes']) - MAX_ROUTES_SHOWN} more routes in --json / --html"
@@ -88,9 +93,9 @@ def render_terminal(report: dict[str, Any], console: Console | None = None) -> N
         for col in ("duration", "time", "request", "status", "request_id"):
             slow.add_column(col)
         for s in report["slowest"]:
-            slow.add_row(fmt_ms(s["duration_ms"]), str(s.get("@timestamp") or "-"),
-                         f"{s['method']} {s.get('path') or s['route']}", str(s.get("status") or "-"),
-                         str(s.get("request_id") or "-"))
+            slow.add_row(fmt_ms(s["duration_ms"]), T(str(s.get("@timestamp") or "-")),
+                         T(f"{s['method']} {s.get('path') or s['route']}"), T(str(s.get("status") or "-")),
+                         T(str(s.get("request_id") or "-")))
         console.print(slow)
 
     if report["top_errors"]:
@@ -99,7 +104,7 @@ def render_terminal(report: dict[str, Any], console: Console | None = None) -> N
         errs.add_column("type")
         errs.add_column("message", overflow="fold")
         for e in report["top_errors"]:
-            errs.add_row(f"{e['count']:,}", e["type"], e["message"])
+            errs.add_row(f"{e['count']:,}", T(e["type"]), T(e["message"]))
         console.print(errs)
 
     if report.get("top_http_errors"):
@@ -107,7 +112,7 @@ def render_terminal(report: dict[str, Any], console: Console | None = None) -> N
         for col in ("count", "status", "method", "route"):
             http.add_column(col, justify="right" if col == "count" else "left")
         for e in report["top_http_errors"]:
-            http.add_row(f"{e['count']:,}", str(e["status"]), e["method"], e["route"])
+            http.add_row(f"{e['count']:,}", str(e["status"]), T(e["method"]), T(e["route"]))
         console.print(http)
 
     points = report["series"]["points"]
@@ -116,6 +121,6 @@ def render_terminal(report: dict[str, Any], console: Console | None = None) -> N
         for col in ("time", "requests/s", "5xx %", "p95", "error logs"):
             series.add_column(col, justify="right" if col != "time" else "left")
         for p in points[-15:]:
-            series.add_row(p["t"], f"{p['rate_per_s']:.2f}", fmt_pct(p["error_rate"]), fmt_ms(p["p95_ms"]),
+            series.add_row(T(p["t"]), f"{p['rate_per_s']:.2f}", fmt_pct(p["error_rate"]), fmt_ms(p["p95_ms"]),
                            f"{p.get('error_logs', 0):,}")
         console.print(series)

@@ -32,7 +32,7 @@ class Report:
     """Aggregation for one report run."""
 
     def __init__(self, max_routes_per_method: int = 1000, top_n: int = 10) -> None:
-        self.agg = Aggregator(max_routes_per_method, windowed=False)
+        self.agg = Aggregator(max_routes_per_method, windowed=False, with_hist=False)
         self.detail = ReportDetail(self.agg.table, top_n)
         self.agg.listeners.append(self.detail.add)
         self.files: list[dict[str, Any]] = []

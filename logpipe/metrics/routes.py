@@ -114,14 +114,12 @@ class RouteTable:
         self._cache[key] = template
         return template
 
-    def template(self, method: str, path: str | None, route: str | None = None) -> str:
-        """Like route_for without the cache (the caller keeps its own)."""
-        template = (route.split("?", 1)[0] or "/") if route else normalise_path(path or "")
-        return self._capped(method, template)
-
     def method(self, method: str) -> str:
         """Scanners send junk methods; past `max_methods` distinct ones they fold into {other}."""
-        if method in self._routes or len(self._routes) < self.max_methods:
+        if method in self._routes:
+            return method
+        if len(self._routes) < self.max_methods:
+            self._routes[method] = set()
             return method
         return OTHER
 

@@ -46,6 +46,14 @@ class MetricsRuntime:
     def drain_records(self) -> list[dict[str, Any]]:
         return self.tap.drain_records()
 
+    def flush_records(self) -> list[dict[str, Any]]:
+        """Final metric records (unfinished interval) and pending alerts, for the last batch."""
+        return self.tap.flush_records()
+
+    def pending_records(self) -> int:
+        """Metric/alert records due and not yet drained; an idle pipeline can poll this."""
+        return self.tap.pending_records()
+
     def on_delivery(self, delivered: int, dropped: dict[str, int], dead_lettered: int,
                     sink_latency_s: float) -> None:
         self.tap.on_delivery(delivered, dropped, dead_lettered, sink_latency_s)

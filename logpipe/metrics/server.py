@@ -87,7 +87,7 @@ class MetricsServer:
         self.httpd.daemon_threads = True
         self.port = int(self.httpd.server_address[1])
         self.host = host
-        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.2},
+        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
                                         name="logpipe-metrics-http", daemon=True)
 
     def start(self) -> MetricsServer:

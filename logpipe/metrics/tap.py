@@ -54,7 +54,6 @@ class LogMetricsTap:
         self.records_dropped = 0  # derived records dropped because nobody drained them
         self.alerts_fired = 0
         self.alerts_resolved = 0
-        self._delivered_seen = 0
         self.internal_errors = 0
         self.last_internal_error = ""
 
@@ -76,12 +75,29 @@ class LogMetricsTap:
             out, self._pending = self._pending, []
         return out
 
+    def flush_records(self) -> list[dict[str, Any]]:
+        """At shutdown (`tail --once`, SIGTERM): metric records for the unfinished interval,
+        current slot included, plus anything pending, so the last minute is not lost."""
+        now = self.clock()
+        with self._tick_lock:
+            first, self._emitted_upto = self._emitted_upto, int(now // self.agg.slot_s) + 1
+            self._last_emit = now
+        block = self.agg.slots_between(first, self._emitted_upto)
+        if block.records:
+            self._push(self.metric_records(block, max(self.agg.slot_s, now - first * self.agg.slot_s), now))
+        with self._pending_lock:
+            out, self._pending = self._pending, []
+        return out
+
+    def pending_records(self) -> int:
+        """Derived records waiting for drain_records (lets an idle pipeline ship them)."""
+        return len(self._pending)
+
     def on_delivery(self, delivered: int, dropped: dict[str, int], dead_lettered: int,
                     sink_latency_s: float) -> None:
         """The pipeline owns PipelineStats; we only remember the latest sink latency if it did not."""
         if sink_latency_s and not self.stats.last_sink_latency_s:
             self.stats.last_sink_latency_s = sink_latency_s
-        self._delivered_seen += delivered
 
     # -- periodic work -----------------------------------------------------------------------
     def tick(self, now: float | None = None) -> None:

@@ -22,7 +22,7 @@ import os
 import random
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -79,8 +79,10 @@ class _Item:
 class _Backoff:
     """Exponential backoff with jitter, interruptible by the sink's stop event."""
 
-    def __init__(self, stop: threading.Event, base_s: float, max_s: float) -> None:
+    def __init__(self, stop: threading.Event, base_s: float, max_s: float,
+                 abort: threading.Event | None = None) -> None:
         self.stop = stop
+        self.abort = abort  # set when another part of the same send failed fatally
         self.base_s = base_s
         self.max_s = max_s
         self.failures = 0
@@ -91,8 +93,15 @@ class _Backoff:
     def wait(self) -> None:
         delay = min(self.max_s, self.base_s * (2 ** min(self.failures, 30)))
         self.failures += 1
-        if self.stop.wait(random.uniform(delay / 2, delay)):
-            raise SinkStopped("elasticsearch sink stopped while retrying")
+        end = time.monotonic() + random.uniform(delay / 2, delay)
+        while True:
+            left = end - time.monotonic()
+            if self.stop.wait(min(0.2, max(0.0, left))):
+                raise SinkStopped("elasticsearch sink stopped while retrying")
+            if self.abort is not None and self.abort.is_set():
+                raise SinkStopped("another part of this batch failed")
+            if left <= 0:
+                return
 
 
 class ElasticSink(Sink):
@@ -164,16 +173,20 @@ class ElasticSink(Sink):
             for part in parts:
                 result.merge(self._send_part(part))
             return result
-        futures = [self._pool.submit(self._send_part, part) for part in parts]
+        abort = threading.Event()
+        futures = [self._pool.submit(self._send_part, part, abort) for part in parts]
+        wait(futures, return_when=FIRST_EXCEPTION)
+        if any(f.exception() is not None for f in futures if f.done()):
+            abort.set()  # the other parts stop retrying; nothing of this batch counts as acked
         result = SendResult()
-        first_exc: BaseException | None = None
-        for fut in futures:
+        problems: list[BaseException] = []
+        for fut in futures:  # wait for all parts
             try:
                 result.merge(fut.result())
-            except BaseException as exc:  # wait for all, then raise the first problem
-                first_exc = first_exc or exc
-        if first_exc is not None:
-            raise first_exc
+            except BaseException as exc:
+                problems.append(exc)
+        if problems:  # the real cause first; SinkStopped only when that is all there is
+            raise next((p for p in problems if not isinstance(p, SinkStopped)), problems[0])
         return result
 
     def close(self) -> None:
@@ -236,15 +249,15 @@ class ElasticSink(Sink):
         return chunks
 
     # -- delivery -----------------------------------------------------------------------
-    def _send_part(self, records: list[dict[str, Any]]) -> SendResult:
+    def _send_part(self, records: list[dict[str, Any]], abort: threading.Event | None = None) -> SendResult:
         result = SendResult()
         for chunk in self._chunks(self._encode(records)):
-            self._deliver(chunk, result)
+            self._deliver(chunk, result, abort)
         return result
 
-    def _deliver(self, pending: list[_Item], result: SendResult) -> None:
+    def _deliver(self, pending: list[_Item], result: SendResult, abort: threading.Event | None = None) -> None:
         """Send `pending` until every item is acknowledged (delivered, duplicate, dead-lettered)."""
-        backoff = _Backoff(self.stop_event, self.backoff_base_s, self.backoff_max_s)
+        backoff = _Backoff(self.stop_event, self.backoff_base_s, self.backoff_max_s, abort)
         queue: list[list[_Item]] = [pending]
         while queue:
             batch = queue.pop()
@@ -272,7 +285,7 @@ class ElasticSink(Sink):
                 if status == 413:
                     self._deadletter([(batch[0], 413, f"request too large: {reason}")], queue, result)
                     continue
-                if status in RETRY_STATUSES or status >= 500:
+                if status in RETRY_STATUSES or status == 500:
                     self._transient(f"Elasticsearch at {self.url} is busy: {reason}", result)
                     queue.append(batch)
                     backoff.wait()

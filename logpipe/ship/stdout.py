@@ -11,7 +11,8 @@ from logpipe.config import SinkConfig
 from logpipe.fields import to_ecs
 from logpipe.ship.base import SendResult, Sink, SinkFatalError
 
-_OPTS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
+_OPTS = orjson.OPT_APPEND_NEWLINE
+_SLOW_OPTS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
 
 
 def render_ndjson(records: list[dict[str, Any]], schema: str = "logpipe") -> bytes:
@@ -19,7 +20,10 @@ def render_ndjson(records: list[dict[str, Any]], schema: str = "logpipe") -> byt
     dumps = orjson.dumps
     if schema == "ecs":
         records = [to_ecs(r) for r in records]
-    return b"".join([dumps(r, default=str, option=_OPTS) for r in records])
+    try:
+        return b"".join([dumps(r, default=str, option=_OPTS) for r in records])
+    except TypeError:  # a non-string key somewhere (rare): the slower option handles it
+        return b"".join([dumps(r, default=str, option=_SLOW_OPTS) for r in records])
 
 
 class StdoutSink(Sink):

@@ -17,6 +17,7 @@ from logpipe.config import Config, InputConfig
 from logpipe.stages import FileStats, PipelineStats
 from logpipe.tail.files import expand_inputs, open_any
 from logpipe.tail.fingerprint import HEAD_READ, fingerprint
+from logpipe.tail.follower import looks_binary
 from logpipe.tail.lines import LineSplitter
 from logpipe.tail.source import sample_lines
 from logpipe.tail.stream import LineChunk, Stream
@@ -60,6 +61,13 @@ class ReplayFront:
             except (OSError, EOFError) as exc:
                 self.stats.skipped_files[str(path)] = f"unreadable: {exc}"
                 log.warning("%s: skipped, cannot read it (%s)", path, exc)
+                continue
+            reason = looks_binary(head)
+            if reason:
+                fh.close()
+                self.stats.skipped_files[str(path)] = reason
+                log.warning("%s: skipped, %s", path, reason)
+                self._account(path)
                 continue
             fp = fingerprint(head, at_eof=True)
             if fp is None:  # empty file

@@ -9,7 +9,9 @@ the others. Rotation handling:
     glob it is recognised by its fingerprint and read on from where the original stopped.
   * deletion / renamed out of the glob: read to the end, kept open until everything read
     is acknowledged and `rotate_wait_s` passed without growth, then closed.
-  * `.gz` generations are excluded: they are copies of data already read.
+  * `.gz` generations are not tailed: they are copies of data already read. Only one
+    compressed before it was fully read (tailer down or behind) has its unread rest read,
+    recognised by fingerprint and checkpoint (logpipe.tail.catchup).
 Acknowledged offsets go to the checkpoint store (sink thread); a restart resumes there.
 """
 
@@ -24,6 +26,7 @@ from itertools import islice
 from logpipe.config import Config, InputConfig
 from logpipe.stages import FileStats, PipelineStats
 from logpipe.tail import watcher as discovery
+from logpipe.tail.catchup import GzCatchup, gz_fingerprint, identity
 from logpipe.tail.checkpoint import CheckpointStore
 from logpipe.tail.follower import Follower, looks_binary
 from logpipe.tail.lines import LineBlock
@@ -70,6 +73,9 @@ class TailFront:
         self.acked: dict[str, int] = {}  # key -> acknowledged offset (written by the sink thread)
         self.skipped: dict[tuple[int, int], str] = {}  # binary files, by identity
         self._warned: set[str] = set()
+        self.gz_seen: set[tuple[int, int]] = set()  # .gz generations already considered
+        self.catchups: list[GzCatchup] = []
+        self.catchup_streams: dict[tuple[int, int], Stream] = {}
         self._scanned_once = False
         self._silent_wait = False  # the last wait ended without a file event
         self._missed = 0  # turns that found new data no event announced
@@ -88,6 +94,10 @@ class TailFront:
                         continue
                     claimed.add(path)
                     self._discover(path, inp, seen)
+                for path in discovery.expand(pattern, inp.exclude, gz=True):
+                    if path not in claimed:
+                        claimed.add(path)
+                        self._discover_gz(path, inp)
         for ident, f in self.followers.items():
             if ident not in seen:
                 f.gone = True
@@ -136,6 +146,46 @@ class TailFront:
         self.inputs_of[f.ident] = inp
         self.order.append(f)
 
+    def _discover_gz(self, path: str, inp: InputConfig) -> None:
+        """Read the unread rest of a generation compressed before it was fully read."""
+        ident = identity(path)
+        if ident is None or ident in self.gz_seen:
+            return
+        key = gz_fingerprint(path)
+        if key is not None and any(f.key == key and not f.closing for f in self.followers.values()):
+            return  # the plain file is still being read: look again later
+        self.gz_seen.add(ident)
+        offset = self.known.get(key) if key else None
+        if key and offset is None and self.store is not None:
+            offset = self.store.get(key)
+        if key is None or offset is None or any(c.key == key for c in self.catchups):
+            return  # never read by us (old history) or already being caught up
+        try:
+            catchup = GzCatchup(path, ident, key, offset, self.pcfg.max_line_bytes)
+        except OSError:
+            return
+        log.info("%s: reading what was not read before it was compressed (from offset %d)", path, offset)
+        self.catchups.append(catchup)
+        self.catchup_streams[ident] = Stream(key=key, path=path, fp=key, input=inp)
+
+    def _catch_up(self, budget: int, chunks: list[LineChunk]) -> None:
+        for c in list(self.catchups):
+            stream = self.catchup_streams[c.ident]
+            block, n, end = c.read(budget)
+            self.stats.bytes_read += n
+            self.stats.lines_read += len(block)
+            c.lines += len(block)
+            if end:
+                chunks.append(LineChunk(stream, block, c.splitter.offset, eof=True))
+                self.known[c.key] = c.splitter.offset
+                self.catchups.remove(c)
+                del self.catchup_streams[c.ident]
+                if c.lines:
+                    log.warning("%s: read %d lines that were compressed before they were read", c.path, c.lines)
+            elif block or n:
+                chunks.append(LineChunk(stream, block, c.splitter.consumed, nbytes=n))
+                return  # one catch-up chunk per turn: live files come first
+
     def _warn_once(self, key: str, message: str) -> None:
         if key not in self._warned:
             self._warned.add(key)
@@ -145,6 +195,9 @@ class TailFront:
     def _identify(self, f: Follower) -> bool:
         key = f.identify(at_eof=self.once)
         if key is None:
+            return False
+        if any(c.key == key for c in self.catchups):
+            f.key = None  # its compressed copy is being caught up: wait for that to end
             return False
         for other in self.followers.values():
             if other is not f and other.key == key and not other.closing:
@@ -197,6 +250,8 @@ class TailFront:
             taken += sum(c.nbytes for c in chunks[before:])
             if taken >= turn_budget:
                 break
+        if self.catchups and taken < turn_budget:
+            self._catch_up(budget, chunks)
         if served and len(self.order) > 1:
             self.order.rotate(-served)  # the next turn starts with the files not served now
         if self._silent_wait:
@@ -275,7 +330,7 @@ class TailFront:
         self.watcher.wake()
 
     def finished(self) -> bool:
-        return self.once and self._scanned_once and not self.followers
+        return self.once and self._scanned_once and not self.followers and not self.catchups
 
     def acknowledge(self, acks: dict[str, int]) -> None:
         """Called by the sink thread once a batch is acknowledged: advance checkpoints."""
@@ -293,6 +348,9 @@ class TailFront:
 
     def close(self) -> None:
         self.watcher.stop()
+        for c in self.catchups:
+            c.close()
+        self.catchups.clear()
         for f in list(self.followers.values()):
             f.close()
         self.followers.clear()

@@ -49,15 +49,20 @@ def excluded(path: str, patterns: list[str]) -> bool:
     return False
 
 
-def expand(pattern: str, exclude: list[str]) -> list[str]:
-    """Regular files the pattern matches now (plain paths included only if they exist)."""
+def expand(pattern: str, exclude: list[str], gz: bool = False) -> list[str]:
+    """Regular files the pattern matches now (plain paths included only if they exist).
+
+    `gz=True` lists the `.gz` generations instead (never tailed; see TailFront catch-up)."""
     if _is_glob(pattern):
         candidates = sorted(glob.glob(pattern, recursive=True))
     else:
         candidates = [pattern]
     out = []
     for path in candidates:
-        if excluded(path, exclude):
+        if gz:
+            if not path.endswith(".gz") or excluded(path[:-3], exclude):
+                continue
+        elif excluded(path, exclude):
             continue
         try:
             if os.path.isfile(path):
@@ -77,6 +82,7 @@ class Watcher:
         self.reconcile_interval = max(self.poll_interval, reconcile_interval_s)
         self._wake = threading.Event()
         self._scan_requested = True
+        self._events = 0  # file events seen (the handler thread only increments)
         self._last_scan = 0.0
         self._observer = None
         self._watched: set[str] = set()
@@ -99,6 +105,7 @@ class Watcher:
             def on_any_event(self, event) -> None:  # type: ignore[no-untyped-def]
                 if event.event_type in ("created", "moved", "deleted"):
                     watcher._scan_requested = True
+                watcher._events += 1
                 watcher._wake.set()
 
         self._handler = _Handler()
@@ -159,11 +166,12 @@ class Watcher:
         self._wake.set()
 
     def wait(self, timeout: float) -> bool:
-        """Sleep until an event or `timeout`; True when woken by a file event."""
+        """Sleep until an event, a `wake()` or `timeout`; True when a file event came."""
         cap = self.poll_interval if self.polling else self.reconcile_interval
-        woke = self._wake.wait(max(0.0, min(timeout, cap)))
+        before = self._events
+        self._wake.wait(max(0.0, min(timeout, cap)))
         self._wake.clear()
-        return woke
+        return self._events != before
 
     def stop(self) -> None:
         obs, self._observer = self._observer, None
