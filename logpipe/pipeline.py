@@ -93,6 +93,7 @@ class _StreamState:
         self.passthrough = bool(getattr(self.joiner, "passthrough", getattr(self.joiner, "_passthrough", False)))
         self.timeout = inp.multiline.timeout_s
         self.safe = 0  # last safe offset reported by the front for this stream
+        self.line_tags: dict[int, list[str]] = {}  # tags of lines still held by the joiner
 
 
 class Pipeline:
@@ -124,6 +125,7 @@ class Pipeline:
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._stop_at = 0.0
+        self._last_submit = 0.0
         self._fatal = ""
         self._aborted = False
         self._paced = 0
@@ -183,6 +185,8 @@ class Pipeline:
             if self._batch.acks and (now - self._batch.started >= self.max_wait
                                      or (not chunks and getattr(front, "once", False))):
                 self._submit()
+            if self.tap is not None and not self._batch.acks and now - self._last_submit >= 1.0:
+                self._submit(tick=True)  # lets metric/alert records out while no logs arrive
             if not chunks:
                 front.wait(self._next_timeout(now))
 
@@ -244,7 +248,9 @@ class Pipeline:
             events += st.joiner.flush()
         pending = st.joiner.pending_start
         safe = chunk.safe_offset if pending is None else min(pending, chunk.safe_offset)
-        self._emit(st.stream, st, events, lines.tags, safe)
+        for start, tags in lines.tags.items():  # kept until the event holding the line goes out
+            st.line_tags.setdefault(start, []).extend(tags)
+        self._emit(st.stream, st, events, st.line_tags, safe)
 
     def _flush_idle(self, now: float) -> None:
         for key, st in list(self._states.items()):
@@ -255,7 +261,7 @@ class Pipeline:
         st = self._states[key]
         events = st.joiner.flush()
         if events:
-            self._emit(st.stream, st, events, {}, st.safe)
+            self._emit(st.stream, st, events, st.line_tags, st.safe)
 
     def _emit(self, stream: Stream, st: _StreamState, events: list[tuple[int, int, str, list[str]]],
               line_tags: dict[int, list[str]], safe: int) -> None:
@@ -270,10 +276,13 @@ class Pipeline:
             for s, t in zip(starts, etags, strict=True):
                 if t:
                     tags.setdefault(s, []).extend(t)
-        for s, t in line_tags.items():  # a tagged line inside a joined event tags the event
-            i = bisect_right(starts, s) - 1
-            if i >= 0:
-                tags.setdefault(starts[i], []).extend(x for x in t if x not in tags.get(starts[i], ()))
+        if line_tags:  # a tagged line inside a joined event tags the event
+            last_end = ends[-1]
+            for s in [s for s in line_tags if s < last_end]:
+                t = line_tags.pop(s)
+                i = bisect_right(starts, s) - 1
+                if i >= 0:
+                    tags.setdefault(starts[i], []).extend(x for x in t if x not in tags.get(starts[i], ()))
         self._emit_lines(stream, st, starts, ends, texts, tags, safe)
 
     def _emit_lines(self, stream: Stream, st: _StreamState, starts: list[int], ends: list[int],
@@ -357,9 +366,10 @@ class Pipeline:
             self._stop.wait(ahead)
 
     # -- batches and the sink thread ----------------------------------------------------
-    def _submit(self) -> None:
+    def _submit(self, tick: bool = False) -> None:
         batch = self._batch
-        if not batch.acks and not batch.records:
+        self._last_submit = time.monotonic()
+        if not batch.acks and not batch.records and not tick:
             return
         self._batch = Batch()
         with self._cond:

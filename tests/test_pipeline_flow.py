@@ -248,3 +248,22 @@ def test_tags_of_a_continuation_line_reach_the_joined_event(tmp_path: Path) -> N
     assert "_invalid_utf8" in first.get("tags", [])
     assert "_invalid_utf8" not in second.get("tags", [])
     assert first["log_offset"] == 0 and second["log_offset"] > 100
+
+
+class TickingTap(RecordingTap):
+    def drain_records(self) -> list[dict[str, Any]]:
+        self.drained += 1
+        return [{"message": "metric", "event.kind": "metric", "n": self.drained}]
+
+
+def test_metric_records_flow_while_no_logs_arrive(tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    log.touch()
+    cfg = fast_config([str(log)], tmp_path, fmt="json")
+    sink = CollectSink()
+    run = Running(cfg, sink, tap=TickingTap())
+    try:
+        assert wait_for(lambda: sum(1 for r in sink.records if r.get("event.kind") == "metric") >= 2, 5)
+        assert not [r for r in sink.records if "event.kind" not in r]
+    finally:
+        run.stop()

@@ -164,7 +164,10 @@ def stack(es_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sta
         yield stack
     finally:
         stopped = stack.stack_sh("stop")
-        _cleanup(es_url, service)
+        try:
+            _cleanup(es_url, service)
+        except httpx.HTTPError as exc:  # never mask the real failure; the indices are per-run anyway
+            print(f"cleanup of {service} failed: {exc}", file=sys.stderr)
         assert stopped.returncode == 0, stopped.stderr
 
 

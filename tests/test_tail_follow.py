@@ -318,3 +318,31 @@ def test_generation_compressed_before_it_was_read_is_caught_up_once(logdir: Path
     run.thread.join(10)
     run.stop()
     assert sink2.messages() == []
+
+
+def test_copytruncate_with_a_writer_that_does_not_append_leaves_a_nul_hole(logdir: Path, tmp_path: Path) -> None:
+    """A writer without O_APPEND keeps writing at its old position after the truncation:
+    the file starts with a hole of NULs. The next real line is kept whole and tagged."""
+    log = logdir / "app.log"
+    fh = open(log, "w")  # noqa: SIM115 - the writer's long-lived handle
+    try:
+        fh.write("".join(f"before {i:04d} " + "x" * 100 + "\n" for i in range(200)))
+        fh.flush()
+        sink = CollectSink()
+        cfg = fast_config([str(log)], tmp_path, max_line_bytes=4096)
+        run = Running(cfg, sink)
+        try:
+            expect(sink, [f"before {i:04d} " + "x" * 100 for i in range(200)])
+            shutil.copy(log, logdir / "app.log.1")
+            os.truncate(log, 0)
+            fh.write("after the hole\n")  # lands at offset ~22 KB: a sparse run of NULs before it
+            fh.flush()
+            expected = [f"before {i:04d} " + "x" * 100 for i in range(200)] + ["after the hole"]
+            expect(sink, expected)
+            rec = [r for r in sink.records if r["message"] == "after the hole"][0]
+            assert "_nul_bytes" in rec.get("tags", [])
+            assert rec["log_offset"] == 0
+        finally:
+            run.stop()
+    finally:
+        fh.close()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from logpipe import fields
@@ -48,19 +48,52 @@ def test_invalid_utf8_nul_and_crlf() -> None:
     assert out.starts == [0, 6, 19]
 
 
-@given(st.lists(st.binary(max_size=40), max_size=12), st.lists(st.integers(1, 30), min_size=1, max_size=20))
+@settings(max_examples=300)
+@given(st.lists(st.binary(max_size=40).map(lambda b: b.replace(b"\n", b"")), max_size=12),
+       st.lists(st.integers(1, 30), min_size=1, max_size=20))
 def test_any_chunking_gives_the_same_lines(parts: list[bytes], cuts: list[int]) -> None:
     data = b"".join(p + b"\n" for p in parts)
     whole = LineSplitter(0, max_line_bytes=16).feed(data)
     s = LineSplitter(0, max_line_bytes=16)
-    got_texts, got_starts, pos, i = [], [], 0, 0
+    got_texts, got_starts, got_ends, got_tags, pos, i = [], [], [], {}, 0, 0
     while pos < len(data):
         n = cuts[i % len(cuts)]
         i += 1
         block = s.feed(data[pos:pos + n])
         got_texts += block.texts
         got_starts += block.starts
+        got_ends += block.ends
+        got_tags.update(block.tags)
         pos += n
     assert got_texts == whole.texts
-    assert got_starts == whole.starts
+    assert (got_starts, got_ends) == (whole.starts, whole.ends)
+    assert {k: sorted(v) for k, v in got_tags.items()} == {k: sorted(v) for k, v in whole.tags.items()}
     assert s.consumed == len(data)
+
+
+def test_copytruncate_nul_hole_larger_than_max_line_keeps_the_next_line() -> None:
+    hole = b"\x00" * 5_000
+    data = hole + b"first real line\nsecond\n"
+    whole = LineSplitter(0, max_line_bytes=100).feed(data)
+    assert whole.texts == ["first real line", "second"]
+    assert whole.tags == {0: [TAG_NUL_BYTES]}
+    assert whole.ends == [len(hole) + 16, len(data)]
+    s = LineSplitter(0, max_line_bytes=100)  # the hole arriving in pieces, before its line ends
+    got = []
+    for i in range(0, len(data), 700):
+        got.append(s.feed(data[i:i + 700]))
+    texts = [t for b in got for t in b.texts]
+    starts = [x for b in got for x in b.starts]
+    ends = [x for b in got for x in b.ends]
+    assert texts == ["first real line", "second"]
+    assert starts == [0, len(hole) + 16] and ends == [len(hole) + 16, len(data)]
+    assert any(b.tags.get(0) == [TAG_NUL_BYTES] for b in got)
+    assert s.consumed == len(data)
+
+
+def test_nul_hole_then_partial_line_at_eof() -> None:
+    s = LineSplitter(10, max_line_bytes=50)
+    assert s.feed(b"\x00" * 300 + b"tail").texts == []
+    out = s.finish()
+    assert out.texts == ["tail"] and out.starts == [10] and out.ends == [314]
+    assert out.tags[10] == [TAG_NUL_BYTES]

@@ -98,6 +98,8 @@ def install_signals(stop: Any) -> None:
     def handler(*_: Any) -> None:
         threading.Thread(target=stop, name="logpipe-stop", daemon=True).start()
 
+    if threading.current_thread() is not threading.main_thread():
+        return  # embedded in another program's thread: its owner handles signals
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, handler)
 
@@ -175,7 +177,9 @@ def run_tail(paths: tuple[str, ...], *, sink_url: str | None = None, fmt: str | 
         pipeline.stop()
 
     install_signals(stop)
-    status = StatusLine(stats, sink.describe()).start() if StatusLine.wanted() else None
+    # No status line when records themselves go to the same terminal.
+    records_on_tty = cfg.sink.url.strip() == "-" and sys.stdout.isatty()
+    status = StatusLine(stats, sink.describe()).start() if StatusLine.wanted() and not records_on_tty else None
     try:
         code = pipeline.run()
     finally:

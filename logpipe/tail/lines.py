@@ -50,6 +50,8 @@ class LineSplitter:
         self._part_start = offset  # where the unfinished line starts
         self._skipping = False  # inside an over-long line: drop bytes until its newline
         self._head = b""  # kept prefix of the over-long line
+        self._head_nul = False  # NUL bytes were dropped from it
+        self._part_removed = 0  # NUL bytes dropped from the held partial line
 
     @property
     def consumed(self) -> int:
@@ -78,21 +80,33 @@ class LineSplitter:
                 return out
         buf = self._part + data if self._part else data
         base = self._part_start
+        first_extra = self._part_removed  # NUL bytes already dropped from the held line
         self.offset += len(data)
         last_nl = buf.rfind(b"\n")
         if last_nl >= 0:
-            _split_region(buf[:last_nl], base, self.max_line, out)
+            _split_region(buf[:last_nl], base, self.max_line, out, first_extra)
             rest = buf[last_nl + 1:]
-            base += last_nl + 1
+            base += last_nl + 1 + first_extra
+            removed = 0
         else:
             rest = buf
+            removed = first_extra
         self._part_start = base
+        if len(rest) > self.max_line and b"\x00" in rest:
+            # A copytruncate hole: megabytes of NULs before the next real line. Drop them
+            # now (offsets are tracked apart from the bytes) so the line is kept whole.
+            stripped = rest.replace(b"\x00", b"")
+            removed += len(rest) - len(stripped)
+            rest = stripped
         if len(rest) > self.max_line:
             self._skipping = True
             self._head = rest[: self.max_line]
+            self._head_nul = removed > 0
             self._part = b""
+            self._part_removed = 0
         else:
             self._part = rest
+            self._part_removed = removed
         return out
 
     def finish(self) -> LineBlock:
@@ -100,14 +114,18 @@ class LineSplitter:
         out = LineBlock()
         if self._skipping:
             self._emit_truncated(out, self.offset)
-        elif self._part:
-            _split_region(self._part, self._part_start, self.max_line, out)
+        elif self._part or self._part_removed:
+            _split_region(self._part, self._part_start, self.max_line, out, self._part_removed)
+            out.ends[-1] = self.offset  # no newline after the last line
             self._part = b""
+            self._part_removed = 0
             self._part_start = self.offset
         return out
 
     def _emit_truncated(self, out: LineBlock, end: int) -> None:
         text, tags = _decode_one(self._head)
+        if self._head_nul and TAG_NUL_BYTES not in tags:
+            tags.insert(0, TAG_NUL_BYTES)
         out.add(self._part_start, end, text, [*tags, fields.TAG_TRUNCATED])
         self._skipping = False
         self._head = b""
@@ -130,11 +148,15 @@ def _decode_one(raw: bytes) -> tuple[str, list[str]]:
     return text, tags
 
 
-def _split_region(region: bytes, base: int, max_line: int, out: LineBlock) -> None:
-    """Split `region` (whole lines without the final newline) starting at file offset `base`."""
+def _split_region(region: bytes, base: int, max_line: int, out: LineBlock, first_extra: int = 0) -> None:
+    """Split `region` (whole lines without the final newline) starting at file offset `base`.
+
+    `first_extra` NUL bytes were already removed from the first line: its span in the file is
+    that much longer than its bytes here (and it is tagged)."""
     raws = region.split(b"\n")
     lens = list(map(len, raws))
-    bounds = list(accumulate(map(operator.add, lens, repeat(1)), initial=base))
+    spans = lens if not first_extra else [lens[0] + first_extra, *lens[1:]]
+    bounds = list(accumulate(map(operator.add, spans, repeat(1)), initial=base))
     starts = bounds[:-1]
     ends = bounds[1:]
     clean = b"\x00" not in region and max(lens) <= max_line
@@ -150,13 +172,18 @@ def _split_region(region: bytes, base: int, max_line: int, out: LineBlock) -> No
         texts = []
         for raw, start in zip(raws, starts, strict=True):
             tags: list[str] = []
+            if b"\x00" in raw:  # before the length check: a NUL run is not content
+                raw = raw.replace(b"\x00", b"")
+                tags.append(TAG_NUL_BYTES)
             if len(raw) > max_line:
                 raw = raw[:max_line]
                 tags.append(fields.TAG_TRUNCATED)
             text, more = _decode_one(raw)
             texts.append(text)
             if tags or more:
-                out.tags.setdefault(start, []).extend(more + tags)
+                out.tags.setdefault(start, []).extend(tags + more)
+    if first_extra and TAG_NUL_BYTES not in out.tags.get(base, []):
+        out.tags.setdefault(base, []).insert(0, TAG_NUL_BYTES)
     out.starts.extend(starts)
     out.ends.extend(ends)
     out.texts.extend(texts)

@@ -17,6 +17,7 @@ Acknowledged offsets go to the checkpoint store (sink thread); a restart resumes
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import time
@@ -130,9 +131,13 @@ class TailFront:
             self.stats.skipped_files[path] = "permission denied"
             self._warn_once(path, f"{path}: permission denied; will retry")
             return
-        except OSError:
+        except OSError as exc:
+            if exc.errno in (errno.EMFILE, errno.ENFILE):
+                self.stats.skipped_files[path] = "too many open files"
+                self._warn_once("emfile", f"{path}: cannot open, too many open files ({len(self.followers)} "
+                                "followed); raise the limit (ulimit -n) or narrow the globs; will retry")
             return
-        if self.stats.skipped_files.get(path) == "permission denied":
+        if self.stats.skipped_files.get(path) in ("permission denied", "too many open files"):
             del self.stats.skipped_files[path]
             self._warned.discard(path)
         reason = looks_binary(f.head_bytes(8192))
