@@ -209,6 +209,25 @@ def _convert(hint: Any, value: Any, source: str, dotted: str) -> Any:
     return value
 
 
+#: Every environment variable logpipe reads, for the docs (a test checks the code reads no other).
+ENVIRONMENT_VARIABLES: dict[str, str] = {
+    "LOGPIPE_SERVICE": "setup_logging: default `service` when none is passed.",
+    "ENVIRONMENT": "setup_logging: default `environment`.",
+    "APP_VERSION": "setup_logging: default `version`.",
+    "LOGPIPE_SCRUB_KEY": "HMAC key for pseudonym scrubbing (name configurable with scrub.key_env).",
+    "LOGPIPE_FLUENTD_SHARED_KEY": "Forward sink: shared key for the HELO/PING handshake.",
+    "LOGPIPE_USERNAME": "Forward sink: user name for user auth.",
+    "LOGPIPE_PASSWORD": "Forward sink: password for user auth.",
+    "LOGPIPE_ES_URL": "`logpipe query` / `es setup`: default Elasticsearch URL.",
+    "LOGPIPE_ES_USERNAME": "Elasticsearch basic auth user.",
+    "LOGPIPE_ES_PASSWORD": "Elasticsearch basic auth password.",
+    "LOGPIPE_ES_API_KEY": "Elasticsearch API key.",
+    "LOGPIPE_ES_CA_FILE": "CA bundle for Elasticsearch TLS verification.",
+    "LOGPIPE_ALERT_WEBHOOK": "Alert webhook URL (Slack-compatible JSON POST).",
+    "LOGPIPE_TEST_ES_URL": "Tests: use this Elasticsearch instead of starting scripts/elasticsearch.sh.",
+}
+
+
 def reference_markdown() -> str:
     """Render every section and key with type, default and help: the README's reference."""
     lines: list[str] = []
@@ -221,6 +240,8 @@ def reference_markdown() -> str:
         else:
             header = f"[{top.name}]"
         lines += _section_md(cls, header, top.metadata.get("help", ""))
+    lines += ["### Environment variables", "", "| variable | meaning |", "|---|---|"]
+    lines += [f"| `{name}` | {meaning} |" for name, meaning in ENVIRONMENT_VARIABLES.items()]
     return "\n".join(lines) + "\n"
 
 
@@ -239,7 +260,9 @@ def _section_md(cls: type, header: str, help_text: str) -> list[str]:
         if get_origin(hint) is list:
             type_name = f"list[{get_args(hint)[0].__name__}]"
         env = f.metadata.get("env") or ""
-        lines.append(f"| `{f.name}` | {type_name} | `{shown}` | {f'`{env}`' if env else ''} | {f.metadata.get('help', '')} |")
+        help_cell = str(f.metadata.get("help", "")).replace("|", "\\|")
+        env_cell = f"`{env}`" if env else ""
+        lines.append(f"| `{f.name}` | {type_name} | `{shown}` | {env_cell} | {help_cell} |")
     lines.append("")
     for sub, name, sub_help in nested:
         lines += _section_md(sub, f"[{name}]", sub_help)

@@ -15,6 +15,7 @@ turned into records of this or an earlier batch; held-back multi-line events
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import queue
 import threading
@@ -23,6 +24,8 @@ from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+import orjson
 
 from logpipe import fields
 from logpipe.config import Config
@@ -94,6 +97,16 @@ class _StreamState:
         self.timeout = inp.multiline.timeout_s
         self.safe = 0  # last safe offset reported by the front for this stream
         self.line_tags: dict[int, list[str]] = {}  # tags of lines still held by the joiner
+
+
+def derived_ids(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Give metric/alert/summary records without one a deterministic `_id` from their content
+    (which names host, interval and route), so a resent batch cannot index them twice."""
+    for record in records:
+        if fields.ID not in record:
+            digest = hashlib.blake2b(orjson.dumps(record, option=orjson.OPT_SORT_KEYS, default=str), digest_size=14)
+            record[fields.ID] = digest.hexdigest()
+    return records
 
 
 class Pipeline:
@@ -180,8 +193,7 @@ class Pipeline:
             if front.finished():
                 for key in list(self._states):
                     self._flush_stream(key)
-                self._submit()
-                return
+                return  # _finish adds the final metric/throttle records and submits
             if self._batch.acks and (now - self._batch.started >= self.max_wait
                                      or (not chunks and getattr(front, "once", False))):
                 self._submit()
@@ -202,6 +214,7 @@ class Pipeline:
     def _finish(self) -> None:
         try:
             if not self._fatal:
+                self._batch.records.extend(self._final_records())
                 self._submit()
         finally:
             self._queue.put(None)
@@ -212,6 +225,20 @@ class Pipeline:
                 self.sink.close()
             except Exception as exc:  # noqa: BLE001 - closing must not hide the real outcome
                 log.warning("closing sink %s: %s", self.sink.describe(), exc)
+
+    def _final_records(self) -> list[dict[str, Any]]:
+        """Records owed at shutdown: the unfinished interval's metric/alert records and the
+        throttle's drop summaries for the current period, so no count goes unreported."""
+        extra: list[dict[str, Any]] = []
+        for owner, method in ((self.tap, "flush_records"), (self.throttle, "drain_summaries")):
+            flush = getattr(owner, method, None)
+            if flush is None:
+                continue
+            try:
+                extra.extend(derived_ids(flush()))
+            except Exception as exc:  # noqa: BLE001 - a final flush must not hide the run's outcome
+                log.warning("final %s failed: %s", method, exc)
+        return extra
 
     def _join_sink(self) -> None:
         """Wait for the sink to deliver what was read. Finishing normally (--once, replay)
@@ -416,7 +443,7 @@ class Pipeline:
         if self.tap is not None:
             extra = self.tap.drain_records()
             if extra:
-                records = records + extra
+                records = records + derived_ids(extra)
         result = SendResult()
         t0 = time.monotonic()
         if records:

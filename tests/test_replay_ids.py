@@ -18,7 +18,8 @@ def replay(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 def recs(out: str) -> list[dict]:
-    return [json.loads(line) for line in out.splitlines() if line.strip()]
+    parsed = [json.loads(line) for line in out.splitlines() if line.strip()]
+    return [r for r in parsed if "event.kind" not in r]  # log records only, not the run's metric records
 
 
 def write_log(path: Path, start: int, n: int, minute: int) -> None:

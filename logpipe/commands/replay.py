@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from logpipe import fields
-from logpipe.commands.tail import build_config, install_signals, setup_cli_logging
+from logpipe.commands.tail import build_config, install_signals, setup_cli_logging, sink_reachable
 from logpipe.config import ConfigError, InputConfig
 
 
@@ -96,6 +96,8 @@ def run_replay(inputs: tuple[str, ...], *, sink_url: str | None = None, since: s
     except (ConfigError, SinkConfigError, ValueError, RuntimeError) as exc:
         click.echo(f"logpipe replay: {exc}", err=True)
         return 2
+    if not sink_reachable(sink, once=True, command="replay"):
+        return 1
     stats = PipelineStats()
     chunk = cfg.pipeline.read_chunk_bytes if not rate else max(4096, min(cfg.pipeline.read_chunk_bytes, int(rate * 30)))
     front = ReplayFront(cfg, files, stats, inp, chunk_bytes=chunk)

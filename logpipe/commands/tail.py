@@ -16,15 +16,21 @@ log = logging.getLogger("logpipe")
 
 
 def setup_cli_logging() -> None:
-    """Warnings as one readable line each on stderr (never a traceback for bad input)."""
+    """Warnings as one readable line each on stderr (never a traceback for bad input).
+
+    Only a handler is added (its level is WARNING): the `logpipe` logger's own level and
+    propagation stay as they are, so a service that runs a command in-process keeps its
+    `logpipe.access` / `logpipe.request` records flowing to its own handlers."""
     root = logging.getLogger("logpipe")
     if not any(getattr(h, "_logpipe_cli", False) for h in root.handlers):
         handler = logging.StreamHandler(sys.stderr)
+        handler.setLevel(logging.WARNING)
+        handler.addFilter(lambda record: not record.name.startswith(("logpipe.access", "logpipe.request")))
         handler.setFormatter(logging.Formatter("logpipe: %(levelname)s: %(message)s"))
         handler._logpipe_cli = True  # type: ignore[attr-defined]
         root.addHandler(handler)
-        root.setLevel(logging.WARNING)
-        root.propagate = False
+        if root.getEffectiveLevel() > logging.WARNING:
+            root.setLevel(logging.WARNING)
 
 
 def build_config(config_file: str | None, paths: tuple[str, ...], *, sink: str | None = None,
@@ -168,6 +174,11 @@ def run_tail(paths: tuple[str, ...], *, sink_url: str | None = None, fmt: str | 
             store.close()
         click.echo(f"logpipe tail: {exc}", err=True)
         return 2
+    if not sink_reachable(sink, once=once, command="tail"):
+        store.close()
+        if tap is not None and hasattr(tap, "close"):
+            tap.close()
+        return 1
     front = TailFront(cfg, stats, store=store, once=once)
     pipeline = Pipeline(cfg, front, sink, stats=stats, tap=tap, throttle=throttle,
                         enricher=Enricher(cfg.pipeline.host, scrubber, cfg.scrub))
@@ -194,6 +205,22 @@ def run_tail(paths: tuple[str, ...], *, sink_url: str | None = None, fmt: str | 
     elif once:
         click.echo(summary(stats, sink.describe()), err=True)
     return code
+
+
+def sink_reachable(sink: Any, *, once: bool, command: str, wait_s: float = 30.0) -> bool:
+    """Check a networked sink at start. A long-running sidecar says what is wrong and waits
+    (the sink retries with backoff); a one-shot run gives up after a bounded wait instead."""
+    check = getattr(sink, "check_connection", None)
+    if check is None:
+        return True
+    problem = check(timeout_s=wait_s if once else 3.0)
+    if problem is None:
+        return True
+    if once:
+        click.echo(f"logpipe {command}: {problem} (gave up after {wait_s:.0f}s)", err=True)
+        return False
+    click.echo(f"logpipe {command}: {problem}; waiting for it (records stay in the log files meanwhile)", err=True)
+    return True
 
 
 def summary(stats: Any, target: str) -> str:
