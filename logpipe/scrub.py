@@ -20,8 +20,11 @@ import hmac
 import ipaddress
 import os
 import re
-from collections.abc import Iterable
+import sys
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from logpipe import fields as F
 
@@ -93,6 +96,47 @@ _AWS_FOLDED = re.compile(rb"a(?:kia|sia|gpa|ida|roa|ipa|npa|nva|bia|cca)")
 _KV_FOLDED = re.compile(rb"passw|pwd|secret|token|key|auth|signature|session|credential|ssn|cvv")
 _SHORT = 160  # below this, one combined regex beats several C calls; above, the split is faster
 
+# Raw-line escapes that hide a finding from byte checks but not from the parsed record: a JSON
+# `\\u` escape (`"p\\u0061ssword"`) and the Kelvin sign, which str.lower() turns into ASCII 'k'.
+_RAW_HIDERS = (b"\\u", "\u212a".encode())
+
+# ---- batch prefilter -------------------------------------------------------------------
+# Python's `in` costs ~0.5 ns/byte per needle, so 20 needles over a batch cost more than the
+# 1 µs/line budget. Instead one numpy gather classifies every *bigram* of the folded batch
+# (two aligned uint16 views) and a trigram hits where bigram i starts one and bigram i+1 ends
+# one. Each trigram below is a substring of a per-line trigger condition, so a line with no
+# hit (and no card-shaped run) is clean; lines with hits get the exact per-line check.
+_BATCH_TRIGRAMS: tuple[bytes, ...] = (
+    b"://", b"eyj", b"beg",  # markers: URL userinfo, JWT, PEM '-----BEGIN'
+    b"uth", b"ssw", b"pwd", b"ecr", b"ssi", b"ssn", b"gna", b"tok", b"key", b"kie", b"car", b"cvv",
+    b"ede", b"bea", b"sic",  # auth passw pwd secret session ssn signature token key cookie card cvv
+    # credential bearer basic
+    b"kia", b"sia", b"gpa", b"ida", b"roa", b"ipa", b"npa", b"nva", b"bia", b"cca",  # AWS key prefixes
+    "\u212a".encode(),
+)
+# Two-byte entries: any third byte (the `_AT` rule's '<local-part char>@', and the '\\u' escape).
+_BATCH_PAIRS: tuple[bytes, ...] = (
+    *(bytes((c, 64)) for c in range(256) if re.fullmatch(rb"[\w.%+\x80-\xff]", bytes((c,)))),
+    b"\\u",
+)
+_BATCH_MIN = 8  # fewer lines: numpy's fixed cost (~20 µs) outweighs the per-line checks
+
+
+def _bigram(a: int, b: int) -> int:
+    return int.from_bytes(bytes((a, b)), sys.byteorder)
+
+
+def _trigram_lut(grams: Iterable[bytes]) -> np.ndarray:
+    """uint8[65536] indexed by a native-endian uint16 bigram: bit 0 = the first two bytes of
+    some gram, bit 1 = its last two (every pair for a two-byte gram, whose third byte is free)."""
+    lut = np.zeros(65536, np.uint8)
+    for g in grams:
+        lut[_bigram(g[0], g[1])] |= 1
+        for c in (g[2],) if len(g) == 3 else range(256):
+            lut[_bigram(g[1], c)] |= 2
+    return lut
+
+
 _MIN_FINDING = 5  # no built-in rule can match a shorter string ("pwd=x" is the shortest)
 
 _TOKEN_RE = re.compile(r"^\[(?:REDACTED(?::[\w\-]+)?|[\w\-]+:[0-9a-f]{16})\]$")
@@ -161,7 +205,26 @@ class Scrubber:
         self._card_re = re.compile(_CARD_SHAPE)
         self._at_re = re.compile(_AT)
         self._short_re = re.compile(b"|".join((_AT, _CARD_SHAPE, *(re.escape(m) for m in _MARKERS), words)))
+        # Raw lines (JSON not yet parsed) also trip on escapes that hide a finding from these checks;
+        # as extra alternatives they cost nothing (rare first bytes), unlike two more `in` passes.
+        hiders = b"|".join(re.escape(h) for h in _RAW_HIDERS)
+        self._raw_words_re = re.compile(words + b"|" + hiders)
+        self._raw_short_re = re.compile(self._short_re.pattern + b"|" + hiders)
         self._extra_re = re.compile("|".join(f"(?:{p})" for p in extras)) if extras else None
+        self._batch_lut = self._build_batch_lut(extra_keys)
+
+    def _build_batch_lut(self, extra_keys: tuple[str, ...]) -> np.ndarray | None:
+        """The batch prefilter's table, or None when an extra key is too short to have a trigram
+        (then batches are checked line by line)."""
+        grams = list(_BATCH_TRIGRAMS) + list(_BATCH_PAIRS)
+        if self.mask_client_ip:
+            grams.append(b"_ip")  # 'client_ip' on the folded view
+        for k in extra_keys:
+            folded = k.encode("utf-8", "surrogatepass").translate(_FOLD)
+            if len(folded) < 2 or b"\n" in folded:
+                return None
+            grams.append(folded[:3])
+        return _trigram_lut(grams)
 
     # ---------------------------------------------------------------- construction
     @classmethod
@@ -182,22 +245,56 @@ class Scrubber:
     # ---------------------------------------------------------------- checks
     def suspicious(self, text: str) -> bool:
         """A few C-speed checks on a raw line: False guarantees scrub_record of its parse is a no-op."""
-        data = text.encode("utf-8", "surrogatepass")
-        return self._trigger(data) or (self.mask_client_ip and b"client_ip" in data)
+        return self.suspicious_bytes(text.encode("utf-8", "surrogatepass"))
 
     def suspicious_bytes(self, data: bytes) -> bool:
         """`suspicious` for an already-encoded line."""
-        return self._trigger(data) or (self.mask_client_ip and b"client_ip" in data)
+        if self.mask_client_ip and b"client_ip" in data:
+            return True
+        return self._trigger(data, raw=True)
 
     def rendered_needs_scrub(self, data: bytes) -> bool:
         """Emit's check on its own rendered line: like `suspicious_bytes`, minus client_ip masking
         (which emit applies directly to the field)."""
-        return self._trigger(data)
+        return self._trigger(data, raw=True)
 
-    def _trigger(self, data: bytes) -> bool:
+    def suspicious_many(self, lines: Sequence[bytes | str]) -> list[bool]:
+        """`suspicious`/`suspicious_bytes` for each line (str or bytes), exactly, but for a batch:
+        one vectorised prefilter over the joined batch, and the per-line check only on the
+        lines it flags. A clean 300-byte line costs well under 1 µs this way."""
+        out = [False] * len(lines)
+        for i in self.suspicious_indices(lines):
+            out[i] = True
+        return out
+
+    def suspicious_indices(self, lines: Sequence[bytes | str]) -> list[int]:
+        """Ascending indices of the lines `suspicious_many` flags (cheaper when most are clean)."""
+        n = len(lines)
+        if n < _BATCH_MIN or self._batch_lut is None:
+            check = self.suspicious_bytes
+            return [i for i, d in enumerate(_encode_all(lines)) if check(d)]
+        joined, lengths = _join(lines)
+        folded = joined.translate(_FOLD) + b"\n\n"  # padding: every bigram has a successor
+        positions = _trigram_hits(self._batch_lut, folded)
+        cards = [m.start() for m in self._card_re.finditer(folded)]
+        hits: set[int] = set()
+        sure: set[int] = set()
+        if positions.size or cards:
+            ends = np.cumsum(np.fromiter(lengths, np.int64, n) + 1)
+            hits.update(np.searchsorted(ends, positions, side="right").tolist())
+            sure.update(np.searchsorted(ends, np.asarray(cards, np.int64), side="right").tolist())
+        check = self.suspicious_bytes
+        flagged = sure | {i for i in hits - sure if check(_as_bytes(lines[i]))}
+        if self._extra_re is not None:  # custom patterns may be anchored: never run on the batch
+            trigger = self._trigger
+            flagged.update(i for i in range(n) if i not in flagged and trigger(_as_bytes(lines[i]), True))
+        return sorted(flagged)
+
+    def _trigger(self, data: bytes, raw: bool = False) -> bool:
+        """The per-line trigger; `raw` adds the JSON-escape hiders (a superset: never fewer hits)."""
         folded = data.translate(_FOLD)
         if len(folded) < _SHORT:
-            if self._short_re.search(folded) is not None:
+            if (self._raw_short_re if raw else self._short_re).search(folded) is not None:
                 return True
         else:
             if self._at_re.search(folded) is not None:
@@ -205,7 +302,8 @@ class Scrubber:
             for marker in _MARKERS:
                 if marker in folded:
                     return True
-            if self._card_re.search(folded) is not None or self._words_re.search(folded) is not None:
+            words = self._raw_words_re if raw else self._words_re
+            if self._card_re.search(folded) is not None or words.search(folded) is not None:
                 return True
         extra = self._extra_re
         return extra is not None and extra.search(data.decode("utf-8", "replace")) is not None
@@ -369,6 +467,57 @@ class Scrubber:
         if self.mask_client_ip and isinstance(ip, str) and ip:
             record[F.CLIENT_IP] = self.mask_ip(ip)
         return record
+
+
+def _as_bytes(line: bytes | str) -> bytes:
+    return line if isinstance(line, bytes) else line.encode("utf-8", "surrogatepass")
+
+
+def _encode_all(lines: Sequence[bytes | str]) -> list[bytes]:
+    return [_as_bytes(x) for x in lines]
+
+
+def _join(lines: Sequence[bytes | str]) -> tuple[bytes, Iterable[int]]:
+    """The lines joined by newlines as UTF-8, and each line's encoded length (one encode for
+    an all-str batch; per-line encoding only when it holds non-ASCII text or mixes types)."""
+    try:
+        return b"\n".join(lines), map(len, lines)  # type: ignore[arg-type]
+    except TypeError:
+        pass
+    try:
+        text = "\n".join(lines)  # type: ignore[arg-type]
+    except TypeError:
+        data = _encode_all(lines)
+        return b"\n".join(data), map(len, data)
+    joined = text.encode("utf-8", "surrogatepass")
+    if len(joined) == len(text):  # all ASCII: character counts are byte counts
+        return joined, map(len, lines)
+    data = _encode_all(lines)
+    return joined, map(len, data)
+
+
+def _nonzero(flags: np.ndarray) -> np.ndarray:
+    """np.flatnonzero for a mostly-zero uint8 array, ~8x faster: scan it as uint64 words."""
+    cut = len(flags) // 8 * 8
+    words = np.flatnonzero(flags[:cut].view(np.uint64))
+    found = [w * 8 + np.flatnonzero(flags[w * 8 : w * 8 + 8]) for w in words.tolist()]
+    found.append(cut + np.flatnonzero(flags[cut:]))
+    return np.concatenate(found)
+
+
+def _trigram_hits(lut: np.ndarray, folded: bytes) -> np.ndarray:
+    """Start offsets of every prefilter trigram in `folded` (which ends with two padding bytes)."""
+    size = len(folded)
+    even = np.frombuffer(folded, np.uint16, count=size // 2)  # bigrams at 0, 2, 4, ...
+    odd = np.frombuffer(folded, np.uint16, count=(size - 1) // 2, offset=1)  # at 1, 3, 5, ...
+    e = lut.take(even)
+    o = lut.take(odd)
+    m = min(len(e) - 1, len(o))
+    at_even = e[:m] & (o[:m] >> 1)  # trigram at 2k: bigram 2k starts it, bigram 2k+1 ends it
+    at_odd = o[:m] & (e[1 : m + 1] >> 1)  # trigram at 2k+1: bigrams 2k+1 and 2k+2
+    if not (at_even.any() or at_odd.any()):
+        return np.empty(0, np.int64)
+    return np.concatenate((_nonzero(at_even) * 2, _nonzero(at_odd) * 2 + 1))
 
 
 def _norm_key(key: str) -> str:
