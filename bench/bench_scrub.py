@@ -6,8 +6,8 @@ Lines are logpipe JSON access records (~300-500 bytes) generated in memory. Work
 1% dirty (a secret somewhere in the message), all dirty. Methods: `Scrubber.suspicious_bytes`
 per line, `Scrubber.suspicious_many` per batch (both are only the guard: a flagged line then
 goes through `scrub_record`), guard + `scrub_record` of the flagged lines' parse, and the
-naive alternative: two `re.sub` calls (secret key/value pairs, then value patterns) on
-every line. Times are CPU seconds, best of three, so a loaded machine distorts them less.
+naive alternative: two `re.sub` calls (emails, then card-like digit runs) on
+every line (the usual first attempt). Times are CPU seconds, best of five, so a loaded machine distorts them less.
 """
 
 from __future__ import annotations
@@ -30,20 +30,19 @@ SECRETS = ["contact alice@example.com", "card 4111 1111 1111 1111", "Authorizati
            "GET /login?password=plainPW456", "aws AKIAIOSFODNN7EXAMPLE",
            "jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.SflKxwRJSMeKKF2QT4fwpMeJf36POk6y"]
 
-# The naive scrubber: one alternation for sensitive key/value pairs, one for value patterns.
-NAIVE_KEYS = re.compile(r'(?i)("[^"]*(?:password|passwd|secret|token|api_?key|authorization|cookie|session|'
-                        r'card|cvv|ssn|private_?key)[^"]*"\s*:\s*)"(?:[^"\\]|\\.)*"')
-NAIVE_VALUES = re.compile(r"[\w.%+\-]+@[\w\-]+(?:\.[\w\-]+)*\.[a-zA-Z]{2,}|\b(?:\d[ \-]?){13,19}\b|"
-                          r"eyJ[\w-]+\.eyJ[\w-]+\.[\w-]*|(?i:bearer|basic)\s+[\w.~+/\-]{8,}=*|"
-                          r"(?:AKIA|ASIA)[A-Z0-9]{16}|(?i:password|token|secret|api_?key)=[^&\s\"]+")
+# The naive scrubber many services start with: one re.sub for emails, one for card-like digit runs,
+# on every line (it covers only two of the rules, and has no Luhn check, so it is a lower bound).
+NAIVE_EMAIL = re.compile(r"[\w.+\-]+@[\w\-]+\.[\w.\-]+")
+NAIVE_CARD = re.compile(r"\b(?:\d[ \-]?){13,19}\b")
 
 
 def naive_scrub(line: str) -> str:
-    return NAIVE_VALUES.sub("[REDACTED]", NAIVE_KEYS.sub(r'\1"[REDACTED]"', line))
+    return NAIVE_CARD.sub("[REDACTED:card]", NAIVE_EMAIL.sub("[REDACTED:email]", line))
 
 
-def make_lines(n: int, dirty_share: float, seed: int = 1) -> list[bytes]:
+def make_lines(n: int, dirty_share: float, short: bool = False, seed: int = 1) -> list[bytes]:
     rnd = random.Random(seed)
+    uas = UAS[1:3] if short else UAS
     out = []
     for i in range(n):
         path = f"/api/v1/items/{rnd.randrange(10**5)}"
@@ -53,15 +52,15 @@ def make_lines(n: int, dirty_share: float, seed: int = 1) -> list[bytes]:
         rec = {"@timestamp": f"2026-11-24T07:{i // 60 % 60:02d}:{i % 60:02d}.{rnd.randrange(10**6):06d}Z",
                "level": "info", "logger": "logpipe.access", "message": msg, "service": "billing-api",
                "environment": "prod", "version": "1.4.2", "host": "web-1", "pid": 4242,
-               "request_id": rnd.randbytes(8).hex(), "user_id": f"u-{i % 97}", "workspace_id": "ws-42",
+               "request_id": rnd.randbytes(4 if short else 8).hex(), "user_id": f"u-{i % 97}", "workspace_id": "ws-42",
                "method": "GET", "path": path, "route": "/api/v1/items/{id}", "status": 200,
                "duration_ms": round(rnd.random() * 100, 1), "client_ip": f"10.1.2.{i % 250}",
-               "user_agent": rnd.choice(UAS), "bytes": rnd.randrange(10**5)}
+               "user_agent": rnd.choice(uas), "bytes": rnd.randrange(10**5)}
         out.append(orjson.dumps(rec))
     return out
 
 
-def cpu_best(fn: Callable[[], object], repeat: int = 3) -> float:
+def cpu_best(fn: Callable[[], object], repeat: int = 5) -> float:
     best = float("inf")
     for _ in range(repeat):
         t0 = time.process_time()
@@ -77,6 +76,7 @@ def main() -> None:
     args = ap.parse_args()
     sc = Scrubber()
     n, size = args.lines, args.batch
+    sc.suspicious_many(make_lines(size, 0.0))  # warm up: numpy import, prefilter table, scratch arrays
 
     def per_line(lines: list[bytes]) -> None:
         check = sc.suspicious_bytes
@@ -100,8 +100,9 @@ def main() -> None:
     table = Table(title=f"PII guard, {n:,} lines, batches of {size}")
     for col in ("workload", "bytes/line", "method", "µs/line", "vs naive 2×re.sub", "vs per-line guard"):
         table.add_column(col, justify="right" if col not in ("workload", "method") else "left")
-    for workload, share in (("clean", 0.0), ("1% dirty", 0.01), ("all dirty", 1.0)):
-        lines = make_lines(n, share)
+    for workload, share, short in (("clean, short", 0.0, True), ("clean", 0.0, False), ("1% dirty", 0.01, False),
+                                   ("all dirty", 1.0, False)):
+        lines = make_lines(n, share, short)
         texts = [x.decode() for x in lines]
         avg = sum(map(len, lines)) / n
         t_naive = cpu_best(lambda texts=texts: naive(texts)) / n * 1e6
@@ -114,7 +115,7 @@ def main() -> None:
             assert us is not None
             table.add_row(workload, f"{avg:.0f}", method, f"{us:.2f}", f"{t_naive / us:.1f}×", f"{t_line / us:.1f}×")
         table.add_section()
-    Console().print(table)
+    Console(width=130).print(table)
 
 
 if __name__ == "__main__":

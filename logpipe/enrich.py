@@ -40,7 +40,10 @@ def load_scrubber(cfg: ScrubConfig) -> Any | None:
 
 
 def suspicious_lines(scrubber: Any, texts: list[str], batch_guard: bool = True) -> list[int]:
-    """Indices of the texts the scrubber's guard flags (one pass over a clean batch)."""
+    """Indices of the texts the scrubber's guard flags (one batched pass; exact per line)."""
+    batched = getattr(scrubber, "suspicious_indices", None)
+    if batched is not None:
+        return batched(texts)
     if batch_guard and not scrubber.suspicious("\n".join(texts)):
         return []
     suspicious = scrubber.suspicious

@@ -26,7 +26,8 @@ CLEAN_ACCESS = {
 
 SCRUBBERS = {
     "default": lambda: Scrubber(),
-    "extra": lambda: Scrubber(extra_keys=["tenant_pin", "zq"], extra_patterns=[r"^EMP-\d{6}$", r"ORD#\d+"]),
+    "extra": lambda: Scrubber(extra_keys=["tenant_pin", "zq"], extra_patterns=[r"EMP-\d{6}", r"ORD#\d+"]),
+    "anchored": lambda: Scrubber(extra_patterns=[r"^EMP-\d{6}$"]),
     "one_char_key": lambda: Scrubber(extra_keys=["q"]),
     "mask_ip": lambda: Scrubber(mask_client_ip=True),
     "allow": lambda: Scrubber(allow_keys=["session"], mode="pseudonym", key=b"k"),
@@ -52,9 +53,14 @@ def test_batch_agrees_with_per_line_on_random_mixes(name: str) -> None:
     sc = SCRUBBERS[name]()
     rnd = random.Random(name)
     dirty = _dirty_lines()
+    long_clean = json.dumps({"message": "Traceback (most recent call last):\n" + "  File \"app.py\", line 9\n" * 500})
+    dirty += [long_clean[:-2] + x + '"}' for x in ("a@b.io", "4111 1111 1111 1111", "token=x")]
     for size in (0, 1, 7, 8, 9, 50, 400):
         lines = [rnd.choice(dirty) if rnd.random() < 0.1 else _clean_line(rnd.randrange(10**6)) for _ in range(size)]
-        expected = [sc.suspicious(x) for x in lines]
+        lines[: size // 10] = [long_clean] * (size // 10)
+        rnd.shuffle(lines)
+        expected = [sc._exact(x.encode()) for x in lines]  # the per-line checks, no prefilter at all
+        assert [sc.suspicious(x) for x in lines] == expected
         assert sc.suspicious_many(lines) == expected
         as_bytes = [x.encode() for x in lines]
         assert sc.suspicious_many(as_bytes) == expected
@@ -72,6 +78,47 @@ def test_clean_access_lines_are_clean_and_each_dirty_line_is_found() -> None:
         batch = clean[:500] + [line] + clean[500:]
         assert sc.suspicious_indices(batch) == [500], secret
         assert secret not in orjson.dumps(sc.scrub_record(orjson.loads(line))).decode()
+
+
+def test_custom_patterns_cannot_be_hidden_by_anchors_or_escapes() -> None:
+    anchored = Scrubber(extra_patterns=[r"^EMP-\d{6}$"])
+    line = '{"EMP-123456": null}'
+    assert anchored.scrub_record(json.loads(line)) != json.loads(line)
+    assert anchored.suspicious(line) and anchored.suspicious_many([line] * 9) == [True] * 9
+    plain = Scrubber(extra_patterns=[r"ORD#9/\d+"])
+    line = '{"m": "ORD#9\\/42"}'  # raw "ORD#9\/42" parses to "ORD#9/42"
+    assert plain.scrub_record(json.loads(line)) == {"m": "[REDACTED:custom]"}
+    assert plain.suspicious(line) and plain.suspicious_many([line] * 9) == [True] * 9
+    assert plain.suspicious_many([_clean_line(i) for i in range(20)]) == [False] * 20
+
+
+def test_mostly_dirty_batches_switch_to_per_line_and_back() -> None:
+    sc = Scrubber()
+    dirty = [orjson.dumps(dict(CLEAN_ACCESS, message=f"mail u{i}@example.com")).decode() for i in range(100)]
+    clean = [_clean_line(i) for i in range(100)]
+    for _ in range(3):
+        assert sc.suspicious_many(dirty) == [True] * 100
+    assert sc._dirty_share > 0.3  # next batch goes line by line
+    for _ in range(3):
+        assert sc.suspicious_many(clean) == [False] * 100
+    assert sc._dirty_share < 0.3  # and the prefilter is back
+
+
+TRIGGER_WORDS = ["auth", "passw", "pwd", "secret", "session", "ssn", "signature", "token", "key", "cookie", "card",
+                 "cvv", "credential", "bearer", "basic", "://", "eyj", "-----begin", "     begin", "a@", "0@", "_@", ".@",
+                 "%@", "+@", "-@", " @", "\u00e9@", "\\u", "\u212a", "\u0130", "4111 1111 1111", "4111-111111-1111"]
+TRIGGER_WORDS += [p + "a" for p in ("akia", "asia", "agpa", "aida", "aroa", "aipa", "anpa", "anva", "abia", "acca")]
+
+
+@pytest.mark.parametrize("word", TRIGGER_WORDS + [w.upper() for w in TRIGGER_WORDS])
+def test_every_per_line_trigger_survives_the_batch_prefilter(word: str) -> None:
+    sc = Scrubber(extra_keys=["tenant_pin"])
+    clean = [_clean_line(i) for i in range(20)]
+    for line in (f"x{word}x", orjson.dumps(dict(CLEAN_ACCESS, message=f"GET /{word}x")).decode()):
+        for at in (0, 7, 20):
+            batch = clean[:at] + [line] + clean[at:]
+            assert sc.suspicious_many(batch) == [sc.suspicious(x) for x in batch]
+    assert sc.suspicious(line)  # each word really is a per-line trigger
 
 
 def test_json_escapes_cannot_hide_a_secret() -> None:
