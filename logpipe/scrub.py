@@ -95,7 +95,11 @@ _WORD_TRIE = (
     rb"a(?:uth|kia|sia|gpa|ida|roa|ipa|npa|nva|bia|cca)|p(?:assw|wd)|s(?:e(?:cret|ssion)|sn|ignature)"
     rb"|token|key|c(?:ookie|ard|vv|redential)|b(?:earer|asic)"
 )
-_MARKERS = (b"://", b"eyj", b"_____begin")
+_MARKERS = (b"eyj", b"_____begin")
+# URL userinfo needs '://' then '@' before the host ends; a bare '://' (every referer of a
+# combined access line) is not enough to send a line down the slow path.
+_USERINFO_HINT = rb"://[^/?#@\t\r\n]*@"
+_USERINFO_RE = re.compile(_USERINFO_HINT)
 # Per-rule guards used by scrub_text (each a subset of the trigger above).
 _AWS_FOLDED = re.compile(rb"a(?:kia|sia|gpa|ida|roa|ipa|npa|nva|bia|cca)")
 _KV_FOLDED = re.compile(rb"passw|pwd|secret|token|key|auth|signature|session|credential|ssn|cvv")
@@ -214,7 +218,8 @@ class Scrubber:
         self._words_re = re.compile(words)
         self._card_re = re.compile(_CARD_SHAPE)
         self._at_re = re.compile(_AT)
-        self._short_re = re.compile(b"|".join((_AT, _CARD_SHAPE, *(re.escape(m) for m in _MARKERS), words)))
+        self._short_re = re.compile(
+            b"|".join((_AT, _CARD_SHAPE, _USERINFO_HINT, *(re.escape(m) for m in _MARKERS), words)))
         # Raw lines (JSON not yet parsed) also trip on escapes that hide a finding from these checks;
         # as extra alternatives they cost nothing (rare first bytes), unlike two more `in` passes.
         hiders = b"|".join(re.escape(h) for h in _RAW_HIDERS)
@@ -343,7 +348,7 @@ class Scrubber:
             if (self._raw_short_re if raw else self._short_re).search(folded) is not None:
                 return True
         else:
-            if self._at_re.search(folded) is not None:
+            if self._at_re.search(folded) is not None or _USERINFO_RE.search(folded) is not None:
                 return True
             for marker in _MARKERS:
                 if marker in folded:

@@ -105,7 +105,7 @@ def test_mostly_dirty_batches_switch_to_per_line_and_back() -> None:
 
 
 TRIGGER_WORDS = ["auth", "passw", "pwd", "secret", "session", "ssn", "signature", "token", "key", "cookie", "card",
-                 "cvv", "credential", "bearer", "basic", "://", "eyj", "-----begin", "     begin", "a@", "0@", "_@", ".@",
+                 "cvv", "credential", "bearer", "basic", "://u:p@", "eyj", "-----begin", "     begin", "a@", "0@", "_@", ".@",
                  "%@", "+@", "-@", " @", "\u00e9@", "\\u", "\u212a", "\u0130", "4111 1111 1111", "4111-111111-1111"]
 TRIGGER_WORDS += [p + "a" for p in ("akia", "asia", "agpa", "aida", "aroa", "aipa", "anpa", "anva", "abia", "acca")]
 
@@ -155,3 +155,16 @@ def test_batch_clean_verdict_means_scrub_is_a_no_op(records: list[dict], ascii_o
         if not flag:
             assert sc.scrub_record(json.loads(line)) == rec
             assert sc.scrub_text(line) == line
+
+
+def test_a_plain_referer_is_not_suspicious_but_userinfo_is() -> None:
+    """Combined access lines carry a referer URL on every line: '://' alone must not send them
+    down the slow path, while a URL with credentials still must."""
+    sc = Scrubber()
+    plain = ('10.0.0.1 - - [24/Nov/2026:07:00:00 +0000] "GET /api/items/42 HTTP/1.1" 200 512 '
+             '"https://shop.example.com/cart?x=1" "Mozilla/5.0 (X11; Linux x86_64)" 0.012')
+    leaked = plain.replace("https://shop", "https://bob:hunter2@shop")
+    assert not sc.suspicious(plain)
+    assert sc.suspicious(leaked)
+    assert sc.suspicious_many([plain] * 20 + [leaked]) == [False] * 20 + [True]
+    assert "hunter2" not in sc.scrub_text(leaked)
