@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from logpipe.config import SinkConfig
+from logpipe.durable import atomic_write
 from logpipe.ship.base import SendResult, Sink, SinkConfigError, SinkStopped
 from logpipe.ship.stdout import render_ndjson
 
@@ -89,25 +90,5 @@ class ArchiveSink(Sink):
         day.mkdir(parents=True, exist_ok=True)
         name = f"{now:%Y%m%dT%H%M%S%f}Z-{os.getpid():07d}-{seq:08d}{SEGMENT_SUFFIX}"
         final = day / name
-        tmp = day / f".{name}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        try:
-            view = memoryview(payload)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        except BaseException:
-            os.close(fd)
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
-        os.close(fd)
-        os.rename(tmp, final)
-        dfd = os.open(day, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        atomic_write(final, payload)
         return final

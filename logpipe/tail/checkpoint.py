@@ -17,6 +17,8 @@ from typing import Any
 
 import orjson
 
+from logpipe.durable import atomic_write
+
 MAX_ENTRIES = 10_000  # oldest entries beyond this are forgotten (files long gone)
 
 
@@ -100,28 +102,9 @@ class CheckpointStore:
                 self._entries = dict(keep)
             payload = orjson.dumps({"version": 1, "files": self._entries}, option=orjson.OPT_INDENT_2)
             self._dirty = False
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            view = memoryview(payload)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self.path)
-        fsync_dir(self.path.parent)
+        atomic_write(self.path, payload)
 
     def close(self) -> None:
         if self._lock_fh is not None:
             self._lock_fh.close()
             self._lock_fh = None
-
-
-def fsync_dir(path: str | os.PathLike[str]) -> None:
-    """Make a rename in `path` durable."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
