@@ -136,16 +136,22 @@ class Config:
     alerts: AlertsConfig = field(default_factory=AlertsConfig, metadata={"help": "Alert rules and webhook."})
 
 
-def load_config(path: str | os.PathLike[str]) -> Config:
-    """Read a TOML file into a Config; unknown keys and wrong types raise ConfigError naming both."""
+def read_toml(path: str | os.PathLike[str], what: str = "config file",
+              error: type[ValueError] = ConfigError) -> dict[str, Any]:
+    """Parse a TOML file; a missing file or bad syntax raises `error` naming the file."""
     p = Path(path)
     try:
-        raw = tomllib.loads(p.read_text(encoding="utf-8"))
+        return tomllib.loads(p.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"{p}: config file not found") from None
+        raise error(f"{p}: {what} not found") from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{p}: invalid TOML: {exc}") from None
-    cfg = _build(Config, raw, str(p), "")
+        raise error(f"{p}: invalid TOML: {exc}") from None
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    """Read a TOML file into a Config; unknown keys and wrong types raise ConfigError naming both."""
+    raw = read_toml(path)
+    cfg = _build(Config, raw, str(Path(path)), "")
     apply_env(cfg)
     return cfg
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 import math
 import operator
 import re
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -31,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from logpipe import fields as F
+from logpipe.config import read_toml
 from logpipe.metrics.block import Block
 
 METRICS: dict[str, str] = {
@@ -111,14 +111,8 @@ def parse_duration(value: Any, where: str) -> float:
 
 def load_rules(path: str | Path) -> list[AlertRule]:
     """Read rules from TOML; an unknown key, metric, comparison or severity is an error naming it."""
-    p = Path(path)
-    try:
-        raw = tomllib.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise AlertConfigError(f"{p}: alert rules file not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise AlertConfigError(f"{p}: invalid TOML: {exc}") from None
-    return rules_from_dict(raw, str(p))
+    raw = read_toml(path, "alert rules file", AlertConfigError)
+    return rules_from_dict(raw, str(Path(path)))
 
 
 def rules_from_dict(raw: dict[str, Any], source: str = "<alerts>") -> list[AlertRule]:
