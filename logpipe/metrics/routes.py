@@ -35,6 +35,7 @@ _RULES = (
 _EMAIL = re.compile(r"/[^@/\s]+(?:@|%40)[^@/\s]+\.[A-Za-z]{2,}" + _END)
 _TOKEN = re.compile(r"/[A-Za-z0-9_\-+=~.]{20,}" + _END)
 _QUERY = re.compile(r"[?#][^\n]*")
+_QUERY_ONLY = re.compile(r"\?[^\n]*")  # literal-led: re jumps between '?'s in C (~3x faster)
 
 
 def _token_repl(m: re.Match[str]) -> str:
@@ -76,8 +77,10 @@ def normalise_paths(paths: list[str]) -> list[str]:
     joined = "\n".join(paths)
     if joined.count("\n") != len(paths) - 1 or "://" in joined:
         return [normalise_path(p) for p in paths]  # odd input: the careful path
-    if "?" in joined or "#" in joined:
+    if "#" in joined:
         joined = _QUERY.sub("", joined)
+    elif "?" in joined:
+        joined = _QUERY_ONLY.sub("", joined)
     out = _apply(joined).split("\n")
     if out[0].startswith("/") and joined.count("\n/") == len(paths) - 1:
         return out  # every path was absolute (the usual case): no per-path check
