@@ -115,3 +115,82 @@ class _Unprintable:
 def test_odd_values_never_stop_delivery(value):
     secs, _, rec = pack_one({"@timestamp": "2026-11-24T07:00:00.5Z", "v": value})
     assert rec["v"] in ("<unprintable _Unprintable>", [1, 2], "\x00\\xff")  # NUL is valid UTF-8
+
+
+@given(secs=st.lists(st.integers(0, 2**32 - 1), min_size=1, max_size=50), digits=st.integers(0, 9),
+       frac=st.integers(0, 999_999_999))
+def test_vectorised_event_times_equal_the_exact_parser(secs, digits, frac):
+    stamps = [time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(s)) +
+              (f".{(frac + i) % 10**digits:0{digits}d}" if digits else "") + "Z" for i, s in enumerate(secs)]
+    packer = EntryPacker()
+    assert forward_codec.vector_prefixes(stamps) == [packer._prefix(s) for s in stamps]
+
+
+@pytest.mark.parametrize("odd", ["2026-02-30T00:00:00.1Z", "2026-13-01T00:00:00.1Z", "2026-01-01T24:00:00.1Z",
+                                 "2026-01-01T00:00:60.1Z", "1969-12-31T23:59:59.1Z", "2026-01-01 00:00:00.1Z",
+                                 "2026-01-01T00:00:00.12Z", "2026-01-01T00:00:0.12Z", None, 1_700_000_000])
+def test_unusual_stamps_leave_the_vector_path_and_stay_exact(odd):
+    stamps = ["2026-01-01T00:00:00.1Z", odd, "2026-01-01T00:00:00.1Z"]
+    assert forward_codec.vector_prefixes(stamps) is None
+    recs = [{"@timestamp": s, "i": i} for i, s in enumerate(stamps)]
+    (data,) = EntryPacker().entries_by_tag(recs, TagRenderer("x")).values()
+    packer = EntryPacker()
+    want = [packer._prefix(s) for s in stamps]
+    assert [struct.pack(">II", s, n) for s, n, _ in decode(data)][::2] == [w[3:] for w in want][::2]
+    assert [r["i"] for _, _, r in decode(data)] == [0, 1, 2]
+
+
+def test_grouping_matches_render_and_keeps_order_within_a_tag():
+    tags = TagRenderer("logpipe.{service}.{kind}")
+    levels = ["info", "ERROR", None, "warn", 3, "critical"]
+    recs = []
+    for i in range(600):
+        rec = {"@timestamp": "2026-11-24T07:00:00.000001Z", "i": i, "service": ["api", "db", None][i % 3]}
+        if levels[i % 6] is not None:
+            rec["level"] = levels[i % 6]
+        if i % 5 == 0:
+            rec.update(method="GET", status=200)
+        if i % 11 == 0:
+            rec["event.kind"] = "metric"
+        recs.append(rec)
+    chunks = list(EntryPacker().chunks(recs, tags, chunk_records=70))
+    seen: dict[str, list[int]] = {}
+    for tag, data, count in chunks:
+        got = [r["i"] for _, _, r in decode(data)]
+        assert len(got) == count and all(tags.render(recs[i]) == tag for i in got)
+        seen.setdefault(tag, []).extend(got)
+    assert sorted(i for ids in seen.values() for i in ids) == list(range(600))
+    assert all(ids == sorted(ids) for ids in seen.values())
+
+
+def test_both_packers_give_the_same_entries():
+    import dataclasses
+    import datetime as dt
+    import enum
+    import uuid
+
+    class Color(enum.Enum):
+        RED = 1
+
+    @dataclasses.dataclass
+    class Point:
+        x: int
+
+    recs = [{"@timestamp": "2026-11-24T07:00:00.5Z", "i": i, "f": 1.5, "neg": -7, "big": 2**63, "none": None,
+             "t": True, "l": [1, "a", {"n": [2]}], "s": "é ✓ 𝄞"} for i in range(50)]
+    recs[3].update(when=dt.datetime(2026, 1, 2, 3, 4, 5, 6), day=dt.date(2026, 1, 2), id=uuid.UUID(int=7),
+                   color=Color.RED, point=Point(1), tup=(1, 2), huge=10**30, raw=b"\xff")
+    fast = EntryPacker().entries_by_tag(recs, TagRenderer("x"))
+    slow = EntryPacker(fast_packer=False).entries_by_tag(recs, TagRenderer("x"))
+    assert decode(fast["x"]) == decode(slow["x"])
+    assert decode(fast["x"])[3][2]["raw"] == "\\xff"
+
+
+def test_message_parts_are_one_packed_forward_message():
+    packer = EntryPacker()
+    for size in (10, 300, 70_000):
+        entries = b"\x92\xd7\x00" + bytes(8) + b"\x80"
+        entries = entries * (size // len(entries) + 1)
+        parts = packer.message_parts("a.tag", entries, 7, "cid", False)
+        assert b"".join(parts) == packer.message("a.tag", entries, 7, "cid", False)
+        assert msgpack.unpackb(b"".join(parts), raw=False) == ["a.tag", entries, {"size": 7, "chunk": "cid"}]

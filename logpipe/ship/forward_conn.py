@@ -207,6 +207,15 @@ class ForwardConnection:
         sock.sendall(data)
         self.last_used = time.monotonic()
 
+    def send_parts(self, parts: tuple[bytes, ...]) -> None:
+        """One message given in pieces (see EntryPacker.message_parts): each piece goes out
+        as it is, so the big entries blob is never copied into a joined buffer."""
+        sock = self._require()
+        sock.settimeout(self._write_timeout)
+        for part in parts:
+            sock.sendall(part)
+        self.last_used = time.monotonic()
+
     def poll_messages(self, deadline: float) -> list[Any]:
         """Wait until `deadline` (monotonic) for at least one message; [] on timeout."""
         try:
