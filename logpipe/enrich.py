@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import select
 import socket
 import struct
 import subprocess
@@ -76,32 +77,58 @@ def _recv(fh: BinaryIO) -> Any:
     return pickle.loads(data)
 
 
+#: Separates texts in the blob sent to the helper: the line splitter removes NUL bytes, so no
+#: text holds one (a batch that does is sent as a pickled list instead).
+_SEP = "\x00"
+
+
+def pack_texts(texts: list[str]) -> bytes | list[str]:
+    """The texts as one UTF-8 blob when they can be (pickling a list of strings costs the
+    reader ~2x more), else the list itself."""
+    joined = _SEP.join(texts)
+    if joined.count(_SEP) != len(texts) - 1:
+        return texts
+    return joined.encode("utf-8", "surrogatepass")
+
+
+def unpack_texts(packed: bytes | list[str]) -> list[bytes] | list[str]:
+    return packed.split(b"\x00") if isinstance(packed, bytes) else packed
+
+
 def serve_guard() -> None:
-    """The helper process: scrub config first, then (seq, texts, batch_guard, fmt) requests;
-    replies (seq, [(index, scrubbed record), ...]). Exits when its stdin closes, which is also
-    what happens when the parent is killed."""
+    """The helper process: scrub config first (answered with "ready" once imports are done),
+    then (seq, packed texts, batch_guard, fmt) requests; replies (seq, [(index, scrubbed
+    record), ...]). Exits when its stdin closes, which is also what happens when the parent
+    is killed."""
     from logpipe.parse import make_parser
     from logpipe.scrub import Scrubber
 
     inp, out = sys.stdin.buffer, sys.stdout.buffer
     try:
         scrubber = Scrubber.from_config(_recv(inp))
+        scrubber.suspicious_indices(["warm-up"] * 16)  # build the prefilter table before "ready"
+        _send(out, (0, "ready"))
         parsers: dict[tuple[str, str, str], Any] = {}
         while True:
-            seq, texts, batch_guard, fmt = _recv(inp)
+            seq, packed, batch_guard, fmt = _recv(inp)
+            texts = unpack_texts(packed)
             hits = suspicious_lines(scrubber, texts, batch_guard)
             result: list[tuple[int, dict[str, Any]]] = []
             if hits:
                 parse = parsers.get(fmt)
                 if parse is None:
                     parse = parsers[fmt] = make_parser(fmt[0], tz=fmt[1], service=fmt[2])
-                records = parse([texts[i] for i in hits])
+                records = parse([_text(texts[i]) for i in hits])
                 for rec in records:
                     scrub_keeping_id(scrubber, rec)
                 result = list(zip(hits, records, strict=True))
             _send(out, (seq, result))
     except (EOFError, BrokenPipeError, KeyboardInterrupt):
         return
+
+
+def _text(t: bytes | str) -> str:
+    return t.decode("utf-8", "surrogatepass") if isinstance(t, bytes) else t
 
 
 class Guard:
@@ -131,6 +158,7 @@ class GuardPool:
         self.cfg = cfg
         self._proc: subprocess.Popen[bytes] | None = None
         self._seq = 0
+        self._ready = False  # the helper answered "ready" (until then the caller scrubs alone)
         self._failed = False
         self.share = 0.75  # fraction of each batch the helper scrubs
         self.waited = 0.0  # seconds the caller spent waiting for answers (tuning, tests)
@@ -152,14 +180,34 @@ class GuardPool:
         try:
             if self._proc is None:
                 self._proc = self._start()
+            if not self._ready and not self._check_ready():
+                return None  # still importing: this batch is scrubbed here, nobody waits
             self._seq += 1
             split = int(len(texts) * self.share)
             assert self._proc.stdin is not None
-            _send(self._proc.stdin, (self._seq, texts[:split], batch_guard, fmt))
+            _send(self._proc.stdin, (self._seq, pack_texts(texts[:split]), batch_guard, fmt))
             return Guard(self, self._seq, split)
-        except (OSError, pickle.PicklingError) as exc:
+        except (OSError, EOFError, pickle.PicklingError) as exc:
             self._give_up(exc)
             return None
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Start the helper and wait up to `timeout` s for it to be ready (tests, warm-up)."""
+        if self._failed:
+            return False
+        if self._proc is None:
+            self._proc = self._start()
+        return self._ready or self._check_ready(timeout)
+
+    def _check_ready(self, timeout: float = 0.0) -> bool:
+        """Has the helper finished starting (its "ready" is waiting in the pipe)? Non-blocking
+        by default: the reader never sits out the helper's imports."""
+        assert self._proc is not None and self._proc.stdout is not None
+        readable, _, _ = select.select([self._proc.stdout], [], [], timeout)
+        if readable:
+            _recv(self._proc.stdout)
+            self._ready = True
+        return self._ready
 
     def collect(self, seq: int) -> list[tuple[int, dict[str, Any]]]:
         assert self._proc is not None and self._proc.stdout is not None

@@ -91,6 +91,8 @@ class _StreamState:
         self.stream = stream
         self.fmt = fmt
         self.parse = make_parser(fmt, tz=inp.tz, service=inp.service)
+        owner = getattr(self.parse, "__self__", None)  # counts the lines it shipped unparsed
+        self.counter = owner if isinstance(getattr(owner, "failed", None), int) else None
         self.joiner = MultilineJoiner(inp.multiline, fmt)
         # Formats whose writers never split events over lines skip the joiner entirely.
         self.passthrough = bool(getattr(self.joiner, "passthrough", getattr(self.joiner, "_passthrough", False)))
@@ -349,12 +351,17 @@ class Pipeline:
                      tags: dict[int, list[str]], ack: int, nbytes: int) -> None:
         inp = stream.input
         guard = self.enricher.start_guard(texts, (st.fmt, inp.tz, inp.service))
+        counter = st.counter
+        before = counter.failed if counter is not None else 0
         records = st.parse(texts)
         stats = self.stats
         stats.records_parsed += len(records)
-        stats.parse_failures += sum(
-            1 for r in records if (t := r.get(fields.TAGS)) and fields.TAG_PARSE_FAILURE in t
-        )
+        if counter is not None:  # the parser counts its failures: no pass over the records
+            stats.parse_failures += counter.failed - before
+        else:
+            stats.parse_failures += sum(
+                1 for r in records if (t := r.get(fields.TAGS)) and fields.TAG_PARSE_FAILURE in t
+            )
         self.enricher.apply(records, texts, starts, stream.path, stream.fp, tags, stream.input.tags, guard)
         if self.tap is not None:
             self._tap_pending += records

@@ -326,9 +326,7 @@ class Scrubber:
         joined, lengths = _join(lines)  # ends with two padding newlines: every bigram has a successor
         folded = joined.translate(_FOLD)
         positions = _trigram_hits(lut, folded)
-        cards: list[int] = []
-        if b"00000000" in folded or b"0000_0000" in folded:  # every card shape holds one of these
-            cards = [m.start() for m in self._card_re.finditer(folded)]
+        cards = _card_candidates(folded)
         hits: set[int] = set()
         if positions.size or cards:
             import numpy as np
@@ -567,6 +565,19 @@ def _join(lines: Sequence[bytes | str]) -> tuple[bytes, Iterable[int]]:
         return joined, map(len, lines)
     data = _encode_all(lines)
     return joined, map(len, data)
+
+
+def _card_candidates(folded: bytes) -> list[int]:
+    """Where a card-shaped run may start in a folded batch (a superset of `_CARD_SHAPE`): every
+    13-digit run and every '0000_0000'. Plain `bytes.find` on literals: a regex over the batch
+    stops at each of the many 4-digit runs (timestamps, ids) and costs ~0.4 µs per line."""
+    out: list[int] = []
+    for literal in (b"0000000000000", b"0000_0000"):
+        i = folded.find(literal)
+        while i >= 0:
+            out.append(i)
+            i = folded.find(literal, i + len(literal))
+    return out
 
 
 def _nonzero(flags: np.ndarray) -> np.ndarray:

@@ -7,7 +7,7 @@ import io
 import json
 
 from logpipe.config import ScrubConfig
-from logpipe.enrich import Enricher, load_scrubber
+from logpipe.enrich import Enricher, load_scrubber, pack_texts, unpack_texts
 from logpipe.parse import make_parser
 from logpipe.stages import FileStats, PipelineStats
 from logpipe.status import StatusLine, render
@@ -33,6 +33,9 @@ def test_helper_process_scrubs_like_in_process() -> None:
     for parallel in (False, True):
         enricher = Enricher("h", load_scrubber(cfg), cfg, parallel=parallel)
         try:
+            if parallel:
+                assert enricher.start_guard(texts, ("json", "UTC", "")) is None  # still starting: scrub here
+                assert enricher.pool is not None and enricher.pool.wait_ready(30)
             guard = enricher.start_guard(texts, ("json", "UTC", ""))
             assert (guard is not None) == parallel
             records = parse(texts)
@@ -46,6 +49,14 @@ def test_helper_process_scrubs_like_in_process() -> None:
     assert helper[0]["message"] != texts[0] and helper[1]["message"] == "plain event 1"
     assert helper[50]["_id"] == "keep-50"  # a replayed record keeps its id through scrubbing
     assert helper[49]["_id"] == "f" * 16 + f"{49 * 100:012x}"
+
+
+def test_texts_travel_to_the_helper_as_one_blob_unless_they_hold_a_nul() -> None:
+    texts = ["a", "", "é ü", "x" * 300]
+    packed = pack_texts(texts)
+    assert isinstance(packed, bytes) and [t.decode() for t in unpack_texts(packed)] == texts
+    assert pack_texts(["a\x00b", "c"]) == ["a\x00b", "c"]  # kept as a list: the split would be wrong
+    assert unpack_texts(["a\x00b", "c"]) == ["a\x00b", "c"]
 
 
 def test_no_scrub_leaves_records_alone() -> None:

@@ -54,19 +54,24 @@ class _SecondChance:
         self.tz = tz
         self.service = service
         self._others: dict[str, Any] = {}
+        self.failed = 0  # lines shipped as _parse_failure so far (after second chances)
 
     def parse_batch(self, texts: list[str]) -> list[dict[str, Any]]:
         primary = self.primary
         before = primary.failed
         out: list[dict[str, Any]] = primary.parse_batch(texts)
         if primary.failed != before:
+            rescued = 0
             try:
-                self._retry_failures(texts, out)
+                rescued = self._retry_failures(texts, out)
             except Exception:  # a second chance must never cost the first answer
                 pass
+            self.failed += primary.failed - before - rescued
         return out
 
-    def _retry_failures(self, texts: list[str], out: list[dict[str, Any]]) -> None:
+    def _retry_failures(self, texts: list[str], out: list[dict[str, Any]]) -> int:
+        """Re-parse failures that fit another format; returns how many were rescued."""
+        rescued = 0
         mine = _PARSERS[self.fmt]
         for i, rec in enumerate(out):
             tags = rec.get("tags")
@@ -82,6 +87,8 @@ class _SecondChance:
             (again,) = parser.parse_batch([texts[i]])
             if parser.failed == before:
                 out[i] = again
+                rescued += 1
+        return rescued
 
 
 def make_parser(fmt: str, *, tz: str = "UTC", service: str = "") -> ParseBatch:
