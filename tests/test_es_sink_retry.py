@@ -269,3 +269,42 @@ def test_request_too_large_is_split_until_it_fits(tmp_path: Path) -> None:
     assert result.delivered == 100 and result.dead_lettered == 0
     assert sorted(fake.stored) == sorted(f"d{i}" for i in range(100))
     assert fake.requests.count(["413"]) >= 2
+
+
+def test_encoding_strips_only_the_top_level_id_and_names_the_right_index(tmp_path: Path) -> None:
+    """The fast path cuts a trailing `_id` out of the serialised record; every other shape
+    (id not last, not a string, no id, nested `_id`, other day or service) must come out
+    exactly as a plain `create` action plus the record without `_id`."""
+    sink = _sink(1, tmp_path)  # never connects: only encodes
+    records: list[dict[str, Any]] = [
+        {"@timestamp": "2026-11-24T10:00:00.000000Z", "service": "api", "message": "a", "_id": "x1"},
+        {"@timestamp": "2026-11-24T11:00:00.000000Z", "service": "api", "message": "b", "_id": "x2"},
+        {"_id": "x3", "@timestamp": "2026-11-24T12:00:00.000000Z", "service": "api", "message": "id first"},
+        {"@timestamp": "2026-11-24T12:00:00.000000Z", "service": "api", "message": "int id", "_id": 7},
+        {"@timestamp": "2026-11-24T12:00:00.000000Z", "service": "api", "message": "no id"},
+        {"@timestamp": "2026-11-24T12:00:00.000000Z", "service": "api", "nested": {"_id": "x5"}, "_id": "x5"},
+        {"@timestamp": "2026-11-24T12:00:00.000000Z", "service": "api", "message": 'q"}\n', "_id": 'we"ird'},
+        {"@timestamp": "2026-11-25T00:00:00.000000Z", "service": "api", "message": "next day", "_id": "x6"},
+        {"@timestamp": "2026-11-25T00:00:00.000000Z", "service": "web", "message": "other service", "_id": "x7"},
+        {"@timestamp": "2026-11-25T00:00:00+02:00", "service": "web", "message": "offset", "_id": "x8"},
+        {"@timestamp": "2026-11-25T00:00:00.000000Z", "service": "web", "event.kind": "metric", "_id": "x9"},
+    ]
+    originals = [dict(r) for r in records]
+    lines = sink._encode(records)
+    sink.close()
+    assert records == originals  # the records are not modified
+    assert len(lines) == len(records)
+    for rec, line in zip(records, lines, strict=True):
+        action_text, source_text, rest = line.split(b"\n")
+        assert rest == b""
+        action = json.loads(action_text)["create"]
+        assert action["_index"] == sink.namer.index_for(rec)
+        if "_id" in rec:
+            assert action["_id"] == str(rec["_id"])
+        else:
+            assert "_id" not in action
+        assert json.loads(source_text) == {k: v for k, v in rec.items() if k != "_id"}
+    indices = [json.loads(line.split(b"\n")[0])["create"]["_index"] for line in lines]
+    assert indices[-4:] == ["logpipe-api-2026.11.25", "logpipe-web-2026.11.25",
+                            "logpipe-web-2026.11.24",  # +02:00: still the day before in UTC
+                            "logpipe-metrics-2026.11.25"]

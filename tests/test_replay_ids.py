@@ -112,3 +112,27 @@ def test_binary_and_truncated_gz_inputs_are_reported_not_fatal(tmp_path: Path) -
     assert "b.bin: skipped, binary" in proc.stderr
     assert "c.log.gz" in proc.stderr
     assert len(recs(proc.stdout)) >= 5
+
+
+def test_backfill_into_elasticsearch_uses_bigger_batches_unless_configured() -> None:
+    """Replay into Elasticsearch: bigger batches by default, the same records in flight;
+    an explicit batch size or another sink keeps the config's values."""
+    from logpipe.commands.replay import REPLAY_BATCH_RECORDS, tune_for_backfill
+    from logpipe.config import Config
+
+    cfg = Config()
+    cfg.sink.url = "http://127.0.0.1:9200"
+    default = Config().pipeline
+    tune_for_backfill(cfg)
+    assert cfg.pipeline.batch_max_records == REPLAY_BATCH_RECORDS
+    assert (cfg.pipeline.batch_max_records * cfg.pipeline.inflight_max_batches
+            <= max(2 * REPLAY_BATCH_RECORDS, default.batch_max_records * default.inflight_max_batches))
+    chosen = Config()
+    chosen.sink.url = "https://es:9200"
+    chosen.pipeline.batch_max_records = 500
+    tune_for_backfill(chosen)
+    assert (chosen.pipeline.batch_max_records, chosen.pipeline.inflight_max_batches) == (500, default.inflight_max_batches)
+    archive = Config()
+    archive.sink.url = "file:restore"
+    tune_for_backfill(archive)
+    assert archive.pipeline.batch_max_records == default.batch_max_records

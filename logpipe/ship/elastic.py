@@ -43,7 +43,7 @@ from logpipe.es.client import (
     mask_url,
 )
 from logpipe.es.naming import IndexNamer, deadletter_index
-from logpipe.fields import ID, MESSAGE, SERVICE, TAGS, TIMESTAMP, to_ecs
+from logpipe.fields import EVENT_KIND, ID, MESSAGE, SERVICE, TAGS, TIMESTAMP, to_ecs
 from logpipe.ship.base import SendResult, Sink, SinkConfigError, SinkFatalError, SinkStopped
 
 log = logging.getLogger(__name__)
@@ -57,23 +57,42 @@ PARTS_PER_WORKER = 2
 _FILTER_PATH = "errors,items.*.status,items.*.error.type,items.*.error.reason,items.*.error.caused_by.reason"
 _MAX_ERRORS_KEPT = 20
 ECS_INDEX = "ecs-logpipe-{service}-%Y.%m.%d"
+_DUMPS_OPT = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
 
 
 class _Item:
-    """One document on its way: encoded lines plus what is needed to dead-letter it."""
+    """One document on its way: its NDJSON lines plus what is needed to dead-letter it.
 
-    __slots__ = ("action", "source", "record", "index", "doc_id", "deadletter", "attempts", "reason")
+    Made only for documents that need more than one attempt (retries, dead letters, a split
+    after 413): the first attempt of a chunk sends pre-joined lines (`_Span`)."""
 
-    def __init__(self, action: bytes, source: bytes, record: dict[str, Any], index: str,
-                 doc_id: Any, deadletter: bool = False) -> None:
-        self.action = action
-        self.source = source
+    __slots__ = ("line", "record", "index", "doc_id", "deadletter", "attempts", "reason")
+
+    def __init__(self, line: bytes, record: dict[str, Any], index: str, doc_id: Any,
+                 deadletter: bool = False) -> None:
+        self.line = line  # action line + source line
         self.record = record
         self.index = index
         self.doc_id = doc_id
         self.deadletter = deadletter
         self.attempts = 0
         self.reason = ""  # for a dead-letter item: why the original was rejected
+
+
+class _Span:
+    """`lines[lo:hi]` of one encoded part, not yet split into `_Item`s (the common case is
+    that a chunk is acknowledged whole, so per-document objects would be wasted work)."""
+
+    __slots__ = ("lines", "records", "lo", "hi")
+
+    def __init__(self, lines: list[bytes], records: list[dict[str, Any]], lo: int, hi: int) -> None:
+        self.lines = lines
+        self.records = records
+        self.lo = lo
+        self.hi = hi
+
+    def __len__(self) -> int:
+        return self.hi - self.lo
 
 
 class _Backoff:
@@ -211,59 +230,103 @@ class ElasticSink(Sink):
             self._headers[index] = head
         return head
 
-    def _encode(self, records: list[dict[str, Any]]) -> list[_Item]:
-        dumps = orjson.dumps
-        opt = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
-        index_for = self.namer.index_for
-        items: list[_Item] = []
-        for rec in records:
-            doc_id = rec.get(ID)
-            doc = to_ecs(rec) if self.ecs else rec
-            if ID in doc:
-                doc = {k: v for k, v in doc.items() if k != ID}
-            try:
-                source = dumps(doc, option=opt)
-            except TypeError:
-                source = dumps(doc, option=opt, default=str)
-            index = index_for(rec)
-            if doc_id is None:
-                action = b'{"create":{"_index":' + dumps(index) + b"}}\n"
-            else:
-                action = self._header(index) + dumps(str(doc_id)) + b"}}\n"
-            items.append(_Item(action, source, rec, index, doc_id))
-        return items
+    def _encode(self, records: list[dict[str, Any]]) -> list[bytes]:
+        """One bytes object per record: the `create` action line and the source line.
 
-    def _chunks(self, items: list[_Item]) -> list[list[_Item]]:
-        chunks: list[list[_Item]] = []
-        current: list[_Item] = []
-        size = 0
-        for item in items:
-            n = len(item.action) + len(item.source)
-            if current and (size + n > self.max_batch_bytes or len(current) >= self.max_batch_docs):
-                chunks.append(current)
-                current, size = [], 0
-            current.append(item)
+        The hot path serialises the record once and cuts the trailing `"_id"` (the enricher
+        adds it last) out of the bytes instead of copying the dict without it; the index
+        name is reused while consecutive records share day and service (`utc_day` of a
+        `...Z` timestamp is its first ten characters)."""
+        dumps = orjson.dumps
+        opt = _DUMPS_OPT
+        index_for = self.namer.index_for
+        header = self._header
+        ecs = self.ecs
+        lines: list[bytes] = []
+        append = lines.append
+        day = "\0"  # the fast path's key: day prefix and service of the previous record
+        service: Any = None
+        head = b""
+        for rec in records:
+            ts = rec.get(TIMESTAMP)
+            svc = rec.get(SERVICE)
+            if not (ts.__class__ is str and ts.startswith(day) and ts.endswith("Z") and svc == service
+                    and svc.__class__ is str and EVENT_KIND not in rec):
+                index = index_for(rec)
+                head = header(index)
+                if ts.__class__ is str and len(ts) > 10 and ts.endswith("Z") and EVENT_KIND not in rec:
+                    day, service = ts[:10], svc
+                else:
+                    day, service = "\0", None
+            doc_id = rec.get(ID)
+            if doc_id.__class__ is str and not ecs:
+                idj = dumps(doc_id)
+                try:
+                    source = dumps(rec, option=opt)
+                except TypeError:
+                    source = dumps(rec, option=opt, default=str)
+                tail = b',"_id":' + idj + b"}\n"
+                if source.endswith(tail):
+                    append(head + idj + b"}}\n" + source[:-len(tail)] + b"}\n")
+                    continue
+            append(self._encode_one(rec, doc_id, index_for(rec)))
+        return lines
+
+    def _encode_one(self, rec: dict[str, Any], doc_id: Any, index: str) -> bytes:
+        """The general case: ECS rendering, ids that are not strings, `_id` not last."""
+        doc = to_ecs(rec) if self.ecs else rec
+        if ID in doc:
+            doc = {k: v for k, v in doc.items() if k != ID}
+        try:
+            source = orjson.dumps(doc, option=_DUMPS_OPT)
+        except TypeError:
+            source = orjson.dumps(doc, option=_DUMPS_OPT, default=str)
+        if doc_id is None:
+            return b'{"create":{"_index":' + orjson.dumps(index) + b"}}\n" + source
+        return self._header(index) + orjson.dumps(str(doc_id)) + b"}}\n" + source
+
+    def _cuts(self, lines: list[bytes]) -> list[tuple[int, int]]:
+        """[lo, hi) ranges of `lines` within the byte and document caps of one bulk request."""
+        cuts: list[tuple[int, int]] = []
+        max_bytes, max_docs = self.max_batch_bytes, self.max_batch_docs
+        lo, size = 0, 0
+        for i, line in enumerate(lines):
+            n = len(line)
+            if i > lo and (size + n > max_bytes or i - lo >= max_docs):
+                cuts.append((lo, i))
+                lo, size = i, 0
             size += n
-        if current:
-            chunks.append(current)
-        return chunks
+        if lo < len(lines):
+            cuts.append((lo, len(lines)))
+        return cuts
+
+    def _items(self, span: _Span) -> list[_Item]:
+        """The per-document form of a span, for retries and dead letters."""
+        index_for = self.namer.index_for
+        return [_Item(span.lines[i], rec, index_for(rec), rec.get(ID))
+                for i, rec in zip(range(span.lo, span.hi), span.records[span.lo:span.hi], strict=True)]
 
     # -- delivery -----------------------------------------------------------------------
     def _send_part(self, records: list[dict[str, Any]], abort: threading.Event | None = None) -> SendResult:
         result = SendResult()
-        for chunk in self._chunks(self._encode(records)):
-            self._deliver(chunk, result, abort)
+        lines = self._encode(records)
+        for lo, hi in self._cuts(lines):
+            self._deliver(_Span(lines, records, lo, hi), result, abort)
         return result
 
-    def _deliver(self, pending: list[_Item], result: SendResult, abort: threading.Event | None = None) -> None:
+    def _deliver(self, pending: _Span | list[_Item], result: SendResult,
+                 abort: threading.Event | None = None) -> None:
         """Send `pending` until every item is acknowledged (delivered, duplicate, dead-lettered)."""
         backoff = _Backoff(self.stop_event, self.backoff_base_s, self.backoff_max_s, abort)
-        queue: list[list[_Item]] = [pending]
+        queue: list[_Span | list[_Item]] = [pending]
         while queue:
             batch = queue.pop()
             if self.stop_event.is_set():
                 raise SinkStopped("elasticsearch sink stopped before delivery finished")
-            body = b"".join([b for it in batch for b in (it.action, it.source)])
+            if isinstance(batch, _Span):
+                body = b"".join(batch.lines[batch.lo:batch.hi])
+            else:
+                body = b"".join([it.line for it in batch])
             try:
                 resp = self.client.bulk(operations=body, filter_path=_FILTER_PATH)
             except (TransportConnectionError, ConnectionTimeout) as exc:
@@ -279,11 +342,13 @@ class ElasticSink(Sink):
                 if status in (401, 403):
                     raise SinkFatalError(f"Elasticsearch at {self.url} refused the request: {reason}") from None
                 if status == 413 and len(batch) > 1:
-                    half = len(batch) // 2
-                    queue.extend([batch[half:], batch[:half]])
+                    items = self._items(batch) if isinstance(batch, _Span) else batch
+                    half = len(items) // 2
+                    queue.extend([items[half:], items[:half]])
                     continue
                 if status == 413:
-                    self._deadletter([(batch[0], 413, f"request too large: {reason}")], queue, result)
+                    item = self._items(batch)[0] if isinstance(batch, _Span) else batch[0]
+                    self._deadletter([(item, 413, f"request too large: {reason}")], queue, result)
                     continue
                 if status in RETRY_STATUSES or status == 500:
                     self._transient(f"Elasticsearch at {self.url} is busy: {reason}", result)
@@ -292,7 +357,14 @@ class ElasticSink(Sink):
                     continue
                 raise SinkFatalError(f"Elasticsearch at {self.url} rejected a bulk request: {reason}") from None
             self.last_error = ""
-            retry, rejected = self._classify(batch, resp.body if hasattr(resp, "body") else resp, result)
+            answer = resp.body if hasattr(resp, "body") else resp
+            if isinstance(batch, _Span):
+                if not answer.get("errors"):
+                    result.delivered += len(batch)
+                    backoff.reset()
+                    continue
+                batch = self._items(batch)
+            retry, rejected = self._classify(batch, answer, result)
             if rejected:
                 self._deadletter(rejected, queue, result)
             if retry:
@@ -378,7 +450,7 @@ class ElasticSink(Sink):
             index = deadletter_index(self.cfg.deadletter_index)
             head = b'{"create":{"_index":' + orjson.dumps(index)
             action = head + (b"}}\n" if item.doc_id is None else b',"_id":' + orjson.dumps(str(item.doc_id)) + b"}}\n")
-            dl = _Item(action, orjson.dumps(doc, option=orjson.OPT_APPEND_NEWLINE), rec, item.index, item.doc_id, True)
+            dl = _Item(action + orjson.dumps(doc, option=orjson.OPT_APPEND_NEWLINE), rec, item.index, item.doc_id, True)
             dl.reason = reason
             to_index.append(dl)
         if to_index:
