@@ -22,6 +22,7 @@ from typing import Any, BinaryIO
 
 from logpipe import fields
 from logpipe.config import ScrubConfig
+from logpipe.memtune import child_env
 
 log = logging.getLogger("logpipe.enrich")
 
@@ -166,7 +167,7 @@ class GuardPool:
     def _start(self) -> subprocess.Popen[bytes]:
         proc = subprocess.Popen(
             [sys.executable, "-c", "from logpipe.enrich import serve_guard; serve_guard()"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True, env=child_env(),
         )
         assert proc.stdin is not None
         _send(proc.stdin, self.cfg)

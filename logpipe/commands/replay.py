@@ -14,6 +14,7 @@ import click
 from logpipe import fields
 from logpipe.commands.tail import build_config, install_signals, setup_cli_logging, sink_reachable
 from logpipe.config import Config, ConfigError, InputConfig, PipelineConfig
+from logpipe.memtune import tune_malloc
 
 # A backfill has everything to read at once: bigger batches mean fewer, bigger bulk requests
 # (cheaper per document for both this process and Elasticsearch, and fewer per-batch
@@ -103,6 +104,8 @@ def run_replay(inputs: tuple[str, ...], *, sink_url: str | None = None, since: s
     from logpipe.ship.factory import make_sink
     from logpipe.stages import PipelineStats
     from logpipe.tail.replay import ReplayFront, replay_files
+
+    tune_malloc()  # see logpipe.memtune
 
     try:
         cfg = build_config(config_file, (), sink=sink_url)

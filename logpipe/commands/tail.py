@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from logpipe.config import Config, ConfigError, InputConfig, load_config
+from logpipe.memtune import tune_malloc
 
 log = logging.getLogger("logpipe")
 
@@ -151,6 +152,7 @@ def run_tail(paths: tuple[str, ...], *, sink_url: str | None = None, fmt: str | 
     from logpipe.tail.checkpoint import CheckpointError, CheckpointStore
     from logpipe.tail.source import TailFront
 
+    tune_malloc()  # the pipeline's batch buffers are reused, not faulted in again each time
     store = None
     try:
         cfg = build_config(config_file, paths, sink=sink_url, fmt=fmt, tz=tz, checkpoint=checkpoint)
