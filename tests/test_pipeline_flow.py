@@ -52,6 +52,30 @@ def test_slow_sink_holds_the_reader_back_and_checkpoint_waits_for_acks(tmp_path:
         run.stop()
 
 
+def test_batches_queued_behind_a_slow_sink_go_out_together_in_order(tmp_path: Path) -> None:
+    """Group commit: while the sink is busy, queued batches are merged into one send (and one
+    checkpoint write), never more than `merge_batches` of them, in order, each line once."""
+    log = tmp_path / "app.log"
+    msgs = json_lines(log, 2_000)
+    cfg = fast_config([str(log)], tmp_path, fmt="json", batch_max_records=100, inflight_max_batches=8,
+                      read_chunk_bytes=4_096)
+    sink = CollectSink()
+    sink.gate.clear()  # busy: the reader fills the window meanwhile
+    run = Running(cfg, sink)
+    try:
+        assert wait_for(lambda: run.stats.inflight_batches == 8, 5)
+        sink.gate.set()
+        assert wait_for(lambda: len(sink.records) == 2_000, 20)
+        assert sink.messages() == msgs
+        sizes = [len(b) for b in sink.batches]
+        assert max(sizes) > 100, "queued batches were sent one by one"
+        assert max(sizes) <= 4 * 100
+        assert len(sizes) < 20
+        assert wait_for(lambda: saved_offsets(cfg) == [log.stat().st_size], 5)
+    finally:
+        run.stop()
+
+
 class FailingSink(Sink):
     def send(self, records: list[dict[str, Any]]) -> SendResult:
         raise SinkFatalError("test sink: credentials rejected")
