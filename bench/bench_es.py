@@ -245,32 +245,37 @@ def main() -> None:
     client.indices.delete(index=f"logpipe-bench{stamp}-warmup")
 
     n, chunk, conc = args.docs, args.chunk, args.concurrency
-    rows: list[tuple[str, str, Callable[[], None]]] = [
-        (f"helpers.bulk (chunk {chunk})", "memory", lambda: run_bulk(url, idx["bulk"], n, chunk)),
-        (f"helpers.parallel_bulk (chunk {chunk}, {conc} threads)", "memory",
+    rows: list[tuple[str, str, str, Callable[[], None]]] = [
+        (f"helpers.bulk (chunk {chunk})", "memory", "bulk", lambda: run_bulk(url, idx["bulk"], n, chunk)),
+        (f"helpers.parallel_bulk (chunk {chunk}, {conc} threads)", "memory", "parallel",
          lambda: run_parallel_bulk(url, idx["parallel"], n, chunk, conc)),
-        (f"logpipe ElasticSink.send({args.batch}), x{conc}", "memory",
+        (f"logpipe ElasticSink.send({args.batch}), x{conc}", "memory", "sink",
          lambda: run_sink(url, idx["sink"] + "-%Y.%m.%d", n, args.batch, conc)),
     ]
     if not args.no_replay:
         rows += [
-            (f"helpers.bulk: read file, json.loads, _id (chunk {chunk})", "file",
+            (f"helpers.bulk: read file, json.loads, _id (chunk {chunk})", "file", "filebulk",
              lambda: run_bulk_file(url, replay_input, idx["filebulk"], n, chunk)),
             (f"helpers.parallel_bulk: read file, json.loads, _id (chunk {chunk}, {conc} threads)", "file",
-             lambda: run_parallel_bulk_file(url, replay_input, idx["fileparallel"], n, chunk, conc)),
-            ("logpipe replay (whole pipeline: parse, ids, scrub, acks, checkpoints)", "replay",
+             "fileparallel", lambda: run_parallel_bulk_file(url, replay_input, idx["fileparallel"], n, chunk, conc)),
+            ("logpipe replay (whole pipeline: parse, ids, scrub, acks, checkpoints)", "replay", "replay",
              lambda: run_replay(url, replay_input, tmp)),
-            ("logpipe replay --no-scrub", "replay", lambda: run_replay(url, tmp / "noscrub.log", tmp, "--no-scrub")),
+            ("logpipe replay --no-scrub", "replay", "noscrub",
+             lambda: run_replay(url, tmp / "noscrub.log", tmp, "--no-scrub")),
         ]
-    results = [measure(name, kind, fn, server) for name, kind, fn in rows]
+    results = []
+    for name, kind, key, fn in rows:
+        results.append(measure(name, kind, fn, server))
+        # Verify, then drop the index before the next row: its refreshes and segment merges
+        # would otherwise run on the shared server while the later rows are measured.
+        client.indices.refresh(index=f"{idx[key]}*")
+        count = client.count(index=f"{idx[key]}*")["count"]
+        assert count == args.docs, f"{key}: {count} documents, expected {args.docs}"
+        client.indices.delete(index=f"{idx[key]}*")
+        time.sleep(2)
     import shutil
 
     shutil.rmtree(tmp, ignore_errors=True)
-    for k in idx:
-        client.indices.refresh(index=f"{idx[k]}*")
-        count = client.count(index=f"{idx[k]}*")["count"]
-        assert count == args.docs, f"{k}: {count} documents, expected {args.docs}"
-        client.indices.delete(index=f"{idx[k]}*")
     client.close()
 
     def best(kind: str) -> float:
