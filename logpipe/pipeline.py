@@ -137,6 +137,7 @@ class Pipeline:
         self.cfg = cfg
         self.front = front
         self.sink = sink if sink is not None else NullSink()
+        self.sink.json_clean_input = True  # parsed lines and our own derived records only
         self.stats = stats if stats is not None else PipelineStats()
         self.tap = tap
         self.throttle = throttle

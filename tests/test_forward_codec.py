@@ -194,3 +194,26 @@ def test_message_parts_are_one_packed_forward_message():
         parts = packer.message_parts("a.tag", entries, 7, "cid", False)
         assert b"".join(parts) == packer.message("a.tag", entries, 7, "cid", False)
         assert msgpack.unpackb(b"".join(parts), raw=False) == ["a.tag", entries, {"size": 7, "chunk": "cid"}]
+
+
+def test_unvetted_pipeline_records_pack_the_same_and_odd_ints_still_convert():
+    """The pipeline's records skip the orjson vet (`vet=False`); what ormsgpack cannot take
+    (an int beyond 64 bits) still goes through the exact per-record conversion."""
+    recs = [{"@timestamp": "2026-11-24T07:00:00.5Z", "service": "api", "i": i} for i in range(300)]
+    recs[7]["big"] = 2**70
+    packer = EntryPacker()
+    vetted = [(t, d, c) for t, d, c in packer.chunks(recs, TagRenderer("x.{service}"))]
+    unvetted = [(t, d, c) for t, d, c in packer.chunks(recs, TagRenderer("x.{service}"), vet=False)]
+    assert vetted == unvetted
+    got = decode(unvetted[0][1])
+    assert got[7][2]["big"] == str(2**70) and [r["i"] for _, _, r in got] == list(range(300))
+
+
+def test_the_pipeline_marks_its_sink_as_fed_json_clean_records(tmp_path):
+    from logpipe.config import Config
+    from logpipe.pipeline import NullSink, Pipeline
+
+    sink = NullSink()
+    assert sink.json_clean_input is False  # a sink used on its own vets what it is given
+    Pipeline(Config(), front=None, sink=sink)  # type: ignore[arg-type]
+    assert sink.json_clean_input is True

@@ -50,6 +50,10 @@ class Sink(ABC):
 
     def __init__(self) -> None:
         self.stop_event = threading.Event()  # set by the pipeline to end retry loops on shutdown
+        # Set by the pipeline that owns the sink: its records come from the parsers and logpipe's
+        # own stages, so every value is a plain JSON type (never bytes, never a custom object).
+        # A sink may then skip defensive whole-batch checks meant for records built by hand.
+        self.json_clean_input = False
 
     @abstractmethod
     def send(self, records: list[dict[str, Any]]) -> SendResult:

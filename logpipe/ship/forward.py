@@ -206,7 +206,8 @@ class ForwardSink(Sink):
         """Lazily: one or more PackedForward chunks per tag, yielded as they fill, so the
         server decodes one chunk while the next is packed."""
         for tag, entries, count in self._packer.chunks(records, self._tags, chunk_bytes=self._chunk_bytes,
-                                                       chunk_records=self._chunk_records):
+                                                       chunk_records=self._chunk_records,
+                                                       vet=not self.json_clean_input):
             yield self._chunk(tag, entries, count)
 
     def _chunk(self, tag: str, entries: bytes, count: int) -> _Chunk:

@@ -15,6 +15,7 @@ import gzip
 import os
 import struct
 import time
+from collections import deque
 from collections.abc import Iterator
 from itertools import chain, repeat
 from typing import Any
@@ -174,7 +175,9 @@ def safe_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     whole batch at C speed, so the per-record walk runs only where needed.
     """
     try:
-        orjson.dumps(records)
+        # one record at a time, each output dropped at once: serialising the whole batch into
+        # one multi-megabyte buffer measured ~1.7x slower (allocation and cache misses)
+        deque(map(orjson.dumps, records), maxlen=0)
         return records
     except (TypeError, orjson.JSONEncodeError):
         return [r if _json_safe(r) else sanitize(r) for r in records]
@@ -311,7 +314,7 @@ class EntryPacker:
         return _ENTRY_PREFIX + _EVENT_TIME.pack(secs, nsecs) + body
 
     def chunks(self, records: list[dict[str, Any]], tags: TagRenderer, *, chunk_bytes: int = 512 * 1024,
-               chunk_records: int = 5000) -> Iterator[tuple[str, bytes, int]]:
+               chunk_records: int = 5000, vet: bool = True) -> Iterator[tuple[str, bytes, int]]:
         """The hot path: yield `(tag, entries, count)` per chunk, lazily (the caller sends
         one chunk while the next is packed).
 
@@ -320,9 +323,12 @@ class EntryPacker:
         (`vector_prefixes`), records are grouped by tag through C-level maps and a stable
         argsort, and each chunk is `join(prefix, packb(record), ...)` driven by map/zip.
         Anything unusual (other time formats, values msgpack rejects) falls back to the
-        exact per-record code.
+        exact per-record code. `vet=False` skips the orjson pass for records known to hold
+        only JSON types (the pipeline's): ormsgpack itself rejects over-long ints, lone
+        surrogates and non-string keys, so the pass only ever catches bytes values.
         """
-        records = safe_records(records)
+        if vet or self._orm is None:
+            records = safe_records(records)
         n = len(records)
         if not n:
             return
