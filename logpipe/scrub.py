@@ -72,7 +72,10 @@ _RULES: dict[str, str] = {
     "secret_param": (r"(?ai:(?<![\w.\-])" + _KV_NAME + r"\s*[=:]\s*)"
                      r"(?:\"[^\"]*\"|'[^']*'|(?ai:(?:bearer|basic)\s+)?[^&\s#;,\"']+)"),
     "email": r"(?<![\w.%+\-])[\w.%+\-]+@[\w\-]+(?:\.[\w\-]+)*\.[^\W\d_]{2,}",
-    "card": r"(?<![0-9])(?<![0-9]\.)(?:[0-9]{13,19}|[0-9]{4}[ \-][0-9]{4,6}[ \-][0-9]{4,5}(?:[ \-][0-9]{1,4})?)(?!\.?[0-9])",
+    # A card number stands apart: a digit run inside a longer token (a uuid4().hex request id
+    # holds a Luhn-valid 13+ digit run ~0.3% of the time) is not one. '_' counts as a separator.
+    "card": (r"(?<![^\W_])(?<![0-9]\.)(?:[0-9]{13,19}|[0-9]{4}[ \-][0-9]{4,6}[ \-][0-9]{4,5}(?:[ \-][0-9]{1,4})?)"
+             r"(?![^\W_])(?!\.[0-9])"),
 }
 # Rules whose match keeps a leading label (e.g. "Bearer ", "password=") and masks the rest.
 _LABELLED = {"bearer": r"(?ai)^bearer\s+", "basic": r"(?ai)^basic\s+",
@@ -106,6 +109,7 @@ _USERINFO_RE = re.compile(_USERINFO_HINT)
 # Per-rule guards used by scrub_text (each a subset of the trigger above).
 _AWS_FOLDED = re.compile(rb"a(?:kia|sia|gpa|ida|roa|ipa|npa|nva|bia|cca)")
 _KV_FOLDED = re.compile(rb"passw|pwd|secret|token|key|auth|signature|session|credential|ssn|cvv")
+_JSON_ESCAPE = re.compile(r'\\[nrtbf"\\/]')  # \uXXXX is a `_RAW_HIDERS` case of its own
 _SHORT = 160  # below this, one combined regex beats several C calls; above, the split is faster
 
 # Raw-line escapes that hide a finding from byte checks but not from the parsed record: a JSON
@@ -372,7 +376,10 @@ class Scrubber:
         separators are never escaped, a string's edges ('"') are neither digits nor '.', and a
         `\\u` escape that could hide a digit sends the line down the slow path on its own."""
         card = self._rule_res["card"]
-        for m in card.finditer(data.decode("utf-8", "replace")):
+        text = data.decode("utf-8", "replace")
+        if "\\" in text:  # a JSON escape's letter ("\\n") stands where the value has a separator
+            text = _JSON_ESCAPE.sub(" ", text)
+        for m in card.finditer(text):
             digits = m.group().replace(" ", "").replace("-", "")
             if 13 <= len(digits) <= 19 and luhn_ok(digits):
                 return True

@@ -106,7 +106,7 @@ def test_mostly_dirty_batches_switch_to_per_line_and_back() -> None:
 
 TRIGGER_WORDS = ["auth", "passw", "pwd", "secret", "session", "ssn", "signature", "token", "key", "cookie", "card",
                  "cvv", "credential", "bearer", "basic", "://u:p@", "eyj", "-----begin", "     begin", "a@", "0@", "_@", ".@",
-                 "%@", "+@", "-@", " @", "\u00e9@", "\\u", "\u212a", "\u0130", "4111 1111 1111 1111", "4111-110000-0005"]
+                 "%@", "+@", "-@", " @", "\u00e9@", "\\u", "\u212a", "\u0130", " 4111 1111 1111 1111 ", " 4111-110000-0005 "]
 TRIGGER_WORDS += [p + "a" for p in ("akia", "asia", "agpa", "aida", "aroa", "aipa", "anpa", "anva", "abia", "acca")]
 
 
@@ -125,7 +125,8 @@ def test_card_shaped_ids_are_clean_but_luhn_valid_numbers_are_found() -> None:
     """uuid4().hex request ids hold 13-digit runs in ~3% of lines: only a Luhn-valid number
     (what the card rule would mask) may send a line to the record scrub."""
     sc = Scrubber()
-    not_cards = ["022bc32021615022409a8a78909ff497", "order 4111111111111112", "4111 1111 1111", "1700000000123"]
+    not_cards = ["022bc32021615022409a8a78909ff497", "order 4111111111111112", "4111 1111 1111", "1700000000123",
+                 "c9ab6d699e994b958ed3380169733311"]  # a Luhn-valid run inside a hex id is not a card
     cards = ["4111111111111111", "4111 1111 1111 1111", "5500-0000-0000-0004", "41111111110009"]
     for value in not_cards:
         line = orjson.dumps(dict(CLEAN_ACCESS, request_id=value)).decode()
@@ -136,6 +137,15 @@ def test_card_shaped_ids_are_clean_but_luhn_valid_numbers_are_found() -> None:
                      orjson.dumps(dict(CLEAN_ACCESS, bytes=int(value.replace(" ", "").replace("-", "")))).decode()):
             assert value not in orjson.dumps(sc.scrub_record(orjson.loads(line))).decode()
             assert sc.suspicious(line) and sc.suspicious_indices([_clean_line(1)] * 9 + [line]) == [9]
+
+
+def test_a_json_escape_next_to_a_card_cannot_hide_it() -> None:
+    sc = Scrubber()
+    for sep in ("\n", "\t", '"', "\\", "/"):
+        rec = dict(CLEAN_ACCESS, message=f"paid{sep}4111111111111111{sep}ok")
+        line = orjson.dumps(rec).decode()
+        assert sc.suspicious(line) and sc.suspicious_indices([_clean_line(1)] * 9 + [line]) == [9], repr(sep)
+        assert "4111111111111111" not in orjson.dumps(sc.scrub_record(orjson.loads(line))).decode()
 
 
 def test_json_escapes_cannot_hide_a_secret() -> None:
