@@ -45,6 +45,8 @@ class EmitConfig:
     access_backup_count: int = 30
     quiet_loggers: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_QUIET))
     host: str = ""
+    queue_max_entries: int = 100_000  # records waiting for the writer before callers wait
+    queue_max_wait_s: float = 1.0  # longest a caller waits for room; then records are dropped and counted
 
     def resolve(self) -> EmitConfig:
         """Fill service/environment/version/host from the environment; validate choices."""

@@ -168,12 +168,75 @@ class Writer:
                     pass
 
 
+class QueueGate:
+    """Bounds the queue between the app's threads and the writer.
+
+    Why: with a disk that stays slow, an unbounded queue grows until the process runs out of
+    memory. Below `limit` queued entries a put costs one size check. Above it the caller
+    waits for the writer to catch up, as it would with a plain FileHandler on a slow disk,
+    but for at most `max_wait_s`. If that passes, the gate sheds: entries are dropped and
+    counted until the queue is back under half the limit. The writer then writes one
+    warning record saying how many were dropped, so nothing goes missing unnoticed.
+    """
+
+    def __init__(self, q: queue.SimpleQueue[Any], limit: int = 100_000, max_wait_s: float = 1.0) -> None:
+        self.queue = q
+        self.limit = max(1, limit)
+        self.max_wait_s = max(0.0, max_wait_s)
+        self._put = q.put_nowait
+        self._size = q.qsize
+        self._lock = threading.Lock()
+        self._shedding = False
+        self._dropped = 0
+        self.dropped_total = 0
+
+    def put(self, entry: Any) -> None:
+        if self._size() < self.limit:
+            self._put(entry)
+            return
+        self._put_full(entry)
+
+    def _put_full(self, entry: Any) -> None:
+        if not self._shedding:
+            deadline = time.monotonic() + self.max_wait_s
+            while self._size() >= self.limit and time.monotonic() < deadline:
+                time.sleep(0.001)
+            if self._size() < self.limit:
+                self._put(entry)
+                return
+        with self._lock:
+            if self._size() < self.limit // 2:  # caught up: accept again
+                self._shedding = False
+                self._put(entry)
+                return
+            self._shedding = True
+            self._dropped += 1
+            self.dropped_total += 1
+
+    def take_dropped(self) -> int:
+        """Entries dropped since the last call (the writer reports them)."""
+        with self._lock:
+            n, self._dropped = self._dropped, 0
+            return n
+
+
+def dropped_notice(n: int, gate: QueueGate) -> Entry:
+    """The warning record written in place of `n` dropped entries."""
+    record = logging.LogRecord(
+        "logpipe", logging.WARNING, __file__, 0,
+        "logpipe: %d log records dropped: the log writer was more than %d entries behind for over %.1fs",
+        (n, gate.limit, gate.max_wait_s), None)
+    record.dropped_records = n
+    return entry_from_record(record)
+
+
 class BatchListener(logging.handlers.QueueListener):
     """QueueListener that drains the queue in batches and hands them to a Writer."""
 
-    def __init__(self, q: queue.SimpleQueue[Any], writer: Writer) -> None:
+    def __init__(self, q: queue.SimpleQueue[Any], writer: Writer, gate: QueueGate | None = None) -> None:
         super().__init__(q)  # type: ignore[arg-type]
         self.writer = writer
+        self.gate = gate
 
     def _monitor(self) -> None:
         q = self.queue
@@ -201,6 +264,10 @@ class BatchListener(logging.handlers.QueueListener):
                 flushes.append(item)
             else:
                 entries.append(item)
+        dropped = self.gate.take_dropped() if self.gate is not None else 0
+        if dropped:
+            assert self.gate is not None
+            entries.append(dropped_notice(dropped, self.gate))
         if entries:
             try:
                 self.writer.process(entries)
@@ -233,9 +300,9 @@ class EntryQueueHandler(logging.handlers.QueueHandler):
 
     logpipe = True  # marker so setup_logging can find and replace its own handler
 
-    def __init__(self, q: queue.SimpleQueue[Any]) -> None:
+    def __init__(self, q: queue.SimpleQueue[Any], gate: QueueGate | None = None) -> None:
         super().__init__(q)  # type: ignore[arg-type]
-        self._put: Callable[[Any], None] = q.put_nowait
+        self._put: Callable[[Any], None] = gate.put if gate is not None else q.put_nowait
 
     def emit(self, record: logging.LogRecord) -> None:
         try:

@@ -32,10 +32,11 @@ class LoggingSetupError(RuntimeError):
 
 class _State:
     def __init__(self, cfg: EmitConfig, q: queue.SimpleQueue[Any], handler: H.EntryQueueHandler,
-                 listener: H.BatchListener, kwargs: dict[str, Any]) -> None:
+                 listener: H.BatchListener, kwargs: dict[str, Any], gate: H.QueueGate) -> None:
         self.cfg = cfg
         self.kwargs = kwargs
         self.queue = q
+        self.gate = gate
         self.handler = handler
         self.listener = listener
 
@@ -118,7 +119,9 @@ def setup_logging(
     `EmitConfig`): console=auto|json|pretty|off, schema=logpipe|ecs, scrub, scrub_mode,
     scrub_extra_keys, scrub_extra_patterns, scrub_allow_keys, mask_client_ip,
     app_max_bytes, app_backup_count, error_backup_count, access_backup_count,
-    quiet_loggers={name: level}, console_level.
+    quiet_loggers={name: level}, console_level, queue_max_entries / queue_max_wait_s (when the
+    writer falls that far behind, callers wait up to that long, then records are dropped and a
+    warning record counts them).
     """
     global _state, _atexit_registered
     kwargs = dict(options, service=service, environment=environment, version=version,
@@ -139,8 +142,9 @@ def setup_logging(
                           access=logfiles[2], console=_console(cfg), file_level=file_level,
                           console_level=console_level)
         q: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        handler = H.EntryQueueHandler(q)
-        listener = H.BatchListener(q, writer)
+        gate = H.QueueGate(q, cfg.queue_max_entries, cfg.queue_max_wait_s)
+        handler = H.EntryQueueHandler(q, gate)
+        listener = H.BatchListener(q, writer, gate)
         root = logging.getLogger()
         for old in [h for h in root.handlers if getattr(h, "logpipe", False)]:
             root.removeHandler(old)
@@ -153,7 +157,7 @@ def setup_logging(
             if not any(isinstance(f, _AlreadyLogged) for f in server_logger.filters):
                 server_logger.addFilter(_AlreadyLogged())
         listener.start()
-        _state = _State(cfg, q, handler, listener, kwargs)
+        _state = _State(cfg, q, handler, listener, kwargs, gate)
         _configure_structlog(min(file_level, console_level))
         if not _atexit_registered:
             atexit.register(shutdown_logging)
@@ -197,7 +201,7 @@ class _AlreadyLogged(logging.Filter):
 def _put(entry: P.Entry) -> None:
     st = _state
     if st is not None:
-        st.queue.put_nowait(entry)
+        st.gate.put(entry)
         return
     _write_unconfigured([entry])
 
