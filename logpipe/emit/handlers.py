@@ -285,8 +285,7 @@ class BatchListener(logging.handlers.QueueListener):
                 leftovers.append(self.queue.get_nowait())
             except queue.Empty:
                 break
-        if leftovers:
-            self._run(leftovers, self._sentinel)
+        self._run(leftovers, self._sentinel)  # also reports drops not yet written
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Block until everything queued so far is written (True) or `timeout` passes."""
