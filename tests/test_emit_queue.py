@@ -33,6 +33,11 @@ def test_gate_waits_then_sheds_then_recovers() -> None:
         q.get_nowait()
     gate.put(99)
     assert q.qsize() == 5 and gate.take_dropped() == 0
+    for i in range(5):
+        gate.put(i)
+    t0 = time.monotonic()
+    gate.put(10)  # a second overload waits for the writer again before it drops
+    assert time.monotonic() - t0 >= 0.05 and gate.take_dropped() == 1
 
 
 def test_stalled_writer_costs_bounded_memory_and_every_record_is_accounted_for(tmp_path: Path) -> None:

@@ -191,12 +191,12 @@ class QueueGate:
         self.dropped_total = 0
 
     def put(self, entry: Any) -> None:
-        if self._size() < self.limit:
+        if not self._shedding and self._size() < self.limit:
             self._put(entry)
             return
-        self._put_full(entry)
+        self._put_slow(entry)
 
-    def _put_full(self, entry: Any) -> None:
+    def _put_slow(self, entry: Any) -> None:
         if not self._shedding:
             deadline = time.monotonic() + self.max_wait_s
             while self._size() >= self.limit and time.monotonic() < deadline:
@@ -205,7 +205,7 @@ class QueueGate:
                 self._put(entry)
                 return
         with self._lock:
-            if self._size() < self.limit // 2:  # caught up: accept again
+            if self._shedding and self._size() < self.limit // 2:  # caught up: accept and wait again next time
                 self._shedding = False
                 self._put(entry)
                 return
