@@ -29,7 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -106,18 +106,18 @@ def _actions(total: int, index: str) -> Iterator[dict[str, Any]]:
         yield {"_op_type": "create", "_index": index, "_id": doc_id, "_source": rec}
 
 
-def run_bulk(url: str, index: str, total: int, chunk: int = 500) -> None:
+def run_bulk(url: str, actions: Iterable[dict[str, Any]], total: int, chunk: int) -> None:
     client = Elasticsearch(url, request_timeout=120)
-    ok, errors = helpers.bulk(client, _actions(total, index), chunk_size=chunk, stats_only=True, raise_on_error=False)
+    ok, errors = helpers.bulk(client, actions, chunk_size=chunk, stats_only=True, raise_on_error=False)
     client.close()
     assert ok == total, f"helpers.bulk: {ok} ok, {errors} errors"
 
 
-def run_parallel_bulk(url: str, index: str, total: int, chunk: int, threads: int) -> None:
+def run_parallel_bulk(url: str, actions: Iterable[dict[str, Any]], total: int, chunk: int, threads: int) -> None:
     client = Elasticsearch(url, request_timeout=120)
     ok = 0
-    for success, _info in helpers.parallel_bulk(client, _actions(total, index), chunk_size=chunk,
-                                                thread_count=threads, raise_on_error=False):
+    for success, _info in helpers.parallel_bulk(client, actions, chunk_size=chunk, thread_count=threads,
+                                                raise_on_error=False):
         ok += success
     client.close()
     assert ok == total, f"parallel_bulk: {ok} of {total}"
@@ -140,24 +140,6 @@ def _file_actions(path: Path, index_prefix: str) -> Iterator[dict[str, Any]]:
             ts = doc["@timestamp"]
             yield {"_op_type": "create", "_index": f"{index_prefix}-{ts[:4]}.{ts[5:7]}.{ts[8:10]}",
                    "_id": f"{tag}{start:012x}", "_source": doc}
-
-
-def run_bulk_file(url: str, path: Path, index_prefix: str, total: int, chunk: int) -> None:
-    client = Elasticsearch(url, request_timeout=120)
-    ok, errors = helpers.bulk(client, _file_actions(path, index_prefix), chunk_size=chunk, stats_only=True,
-                              raise_on_error=False)
-    client.close()
-    assert ok == total, f"helpers.bulk (file): {ok} ok, {errors} errors"
-
-
-def run_parallel_bulk_file(url: str, path: Path, index_prefix: str, total: int, chunk: int, threads: int) -> None:
-    client = Elasticsearch(url, request_timeout=120)
-    ok = 0
-    for success, _info in helpers.parallel_bulk(client, _file_actions(path, index_prefix), chunk_size=chunk,
-                                                thread_count=threads, raise_on_error=False):
-        ok += success
-    client.close()
-    assert ok == total, f"parallel_bulk (file): {ok} of {total}"
 
 
 def write_replay_input(path: Path, total: int, service: str) -> None:
@@ -241,23 +223,23 @@ def main() -> None:
     gen_cost = (time.process_time() - gen_t0) / min(args.docs, 200_000)
 
     # warm up the server (JIT, index creation paths) so the first method is not penalised
-    run_bulk(url, f"logpipe-bench{stamp}-warmup", min(args.docs, 20_000))
+    run_bulk(url, _actions(min(args.docs, 20_000), f"logpipe-bench{stamp}-warmup"), min(args.docs, 20_000), 500)
     client.indices.delete(index=f"logpipe-bench{stamp}-warmup")
 
     n, chunk, conc = args.docs, args.chunk, args.concurrency
     rows: list[tuple[str, str, str, Callable[[], None]]] = [
-        (f"helpers.bulk (chunk {chunk})", "memory", "bulk", lambda: run_bulk(url, idx["bulk"], n, chunk)),
+        (f"helpers.bulk (chunk {chunk})", "memory", "bulk", lambda: run_bulk(url, _actions(n, idx["bulk"]), n, chunk)),
         (f"helpers.parallel_bulk (chunk {chunk}, {conc} threads)", "memory", "parallel",
-         lambda: run_parallel_bulk(url, idx["parallel"], n, chunk, conc)),
+         lambda: run_parallel_bulk(url, _actions(n, idx["parallel"]), n, chunk, conc)),
         (f"logpipe ElasticSink.send({args.batch}), x{conc}", "memory", "sink",
          lambda: run_sink(url, idx["sink"] + "-%Y.%m.%d", n, args.batch, conc)),
     ]
     if not args.no_replay:
         rows += [
             (f"helpers.bulk: read file, json.loads, _id (chunk {chunk})", "file", "filebulk",
-             lambda: run_bulk_file(url, replay_input, idx["filebulk"], n, chunk)),
+             lambda: run_bulk(url, _file_actions(replay_input, idx["filebulk"]), n, chunk)),
             (f"helpers.parallel_bulk: read file, json.loads, _id (chunk {chunk}, {conc} threads)", "file",
-             "fileparallel", lambda: run_parallel_bulk_file(url, replay_input, idx["fileparallel"], n, chunk, conc)),
+             "fileparallel", lambda: run_parallel_bulk(url, _file_actions(replay_input, idx["fileparallel"]), n, chunk, conc)),
             ("logpipe replay (whole pipeline: parse, ids, scrub, acks, checkpoints)", "replay", "replay",
              lambda: run_replay(url, replay_input, tmp)),
             ("logpipe replay --no-scrub", "replay", "noscrub",
