@@ -8,7 +8,8 @@ and cached.
 
 The tailer asks for every raw line, so the trigger has a batch form (`suspicious_many`,
 `suspicious_indices`): one vectorised pass over the joined batch finds the few lines that
-could hold anything (a numpy trigram prefilter plus the card-shape regex), and only those
+could hold anything (a numpy trigram prefilter plus a literal search for card-shaped digit
+runs), and only those
 get the per-line check, whose answer the batch form reproduces exactly.
 
 Modes: ``redact`` replaces a finding with ``[REDACTED:kind]``; ``pseudonym`` replaces
