@@ -82,7 +82,7 @@ def child(mode: str, path: str, fmt: str, workdir: str) -> None:
     else:
         from logpipe.config import Config, InputConfig, SinkConfig
         from logpipe.enrich import Enricher, load_scrubber
-        from logpipe.memtune import tune_malloc
+        from logpipe.memtune import quiet_gc, tune_malloc
         from logpipe.pipeline import NullSink, Pipeline
         from logpipe.ship.archive import ArchiveSink
         from logpipe.stages import PipelineStats
@@ -90,6 +90,7 @@ def child(mode: str, path: str, fmt: str, workdir: str) -> None:
         from logpipe.tail.source import TailFront
 
         tune_malloc()  # as `logpipe tail` does (run_tail)
+        quiet_gc()  # as the `logpipe tail` command does
 
         cfg = Config()
         cfg.inputs = [InputConfig(paths=[path], format=fmt)]

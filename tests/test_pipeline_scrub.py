@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import copy
+import fcntl
 import io
 import json
+import os
+import sys
+
+import pytest
 
 from logpipe.config import ScrubConfig
-from logpipe.enrich import Enricher, load_scrubber, pack_texts, unpack_texts
+from logpipe.enrich import PIPE_BYTES, Enricher, load_scrubber, pack_texts, unpack_texts, widen_pipe
 from logpipe.parse import make_parser
 from logpipe.stages import FileStats, PipelineStats
 from logpipe.status import StatusLine, render
@@ -57,6 +62,29 @@ def test_texts_travel_to_the_helper_as_one_blob_unless_they_hold_a_nul() -> None
     assert isinstance(packed, bytes) and [t.decode() for t in unpack_texts(packed)] == texts
     assert pack_texts(["a\x00b", "c"]) == ["a\x00b", "c"]  # kept as a list: the split would be wrong
     assert unpack_texts(["a\x00b", "c"]) == ["a\x00b", "c"]
+
+
+def test_helper_pipes_hold_a_whole_batch_so_a_send_does_not_wait_for_the_helper() -> None:
+    if not sys.platform.startswith("linux"):
+        pytest.skip("pipe sizes are a Linux setting")  # never skipped in CI (Linux)
+    cfg = ScrubConfig()
+    enricher = Enricher("h", load_scrubber(cfg), cfg, parallel=True)
+    try:
+        assert enricher.pool is not None and enricher.pool.wait_ready(30)
+        proc = enricher.pool._proc
+        assert proc is not None and proc.stdin is not None and proc.stdout is not None
+        for pipe in (proc.stdin, proc.stdout):
+            assert fcntl.fcntl(pipe.fileno(), 1032) >= PIPE_BYTES  # F_GETPIPE_SZ
+    finally:
+        enricher.close()
+    read_end, write_end = os.pipe()
+    try:
+        widen_pipe(write_end)
+        os.set_blocking(write_end, False)
+        assert os.write(write_end, b"x" * 900_000) == 900_000  # a 2000-line batch in one write
+    finally:
+        os.close(read_end)
+        os.close(write_end)
 
 
 def test_no_scrub_leaves_records_alone() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import gc
 import sys
 import threading
 from collections.abc import Callable
@@ -14,7 +13,7 @@ import click
 from logpipe import fields
 from logpipe.commands.tail import build_config, install_signals, setup_cli_logging, sink_reachable
 from logpipe.config import Config, ConfigError, InputConfig, PipelineConfig
-from logpipe.memtune import tune_malloc
+from logpipe.memtune import quiet_gc, tune_malloc
 
 # A backfill has everything to read at once: bigger batches mean fewer, bigger bulk requests
 # (cheaper per document for both this process and Elasticsearch, and fewer per-batch
@@ -32,15 +31,6 @@ def tune_for_backfill(cfg: Config) -> None:
     if p.inflight_max_batches == default.inflight_max_batches:
         window = default.inflight_max_batches * default.batch_max_records
         p.inflight_max_batches = max(2, window // REPLAY_BATCH_RECORDS)
-
-
-def quiet_gc() -> None:
-    """A replay allocates millions of short-lived, acyclic dicts: with the default thresholds
-    the cyclic collector runs every 700 of them and rescans everything still in flight.
-    Collect rarely instead, and never rescan what exists at start (a batch process)."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 50, 100)
 
 
 def parse_bound(value: str | None, name: str) -> str | None:

@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from logpipe.config import Config, ConfigError, InputConfig, load_config
-from logpipe.memtune import tune_malloc
+from logpipe.memtune import quiet_gc, tune_malloc
 
 log = logging.getLogger("logpipe")
 
@@ -130,6 +130,7 @@ def command(paths: tuple[str, ...], sink_url: str | None, fmt: str | None, confi
             no_scrub: bool) -> None:
     """Follow PATHS (files and globs), parse, and deliver records with checkpoints."""
     setup_cli_logging()
+    quiet_gc()
     code = run_tail(paths, sink_url=sink_url, fmt=fmt, config_file=config_file, once=once,
                     checkpoint=checkpoint, reset_checkpoint=reset_checkpoint, tz=tz,
                     metrics_addr=metrics_addr, alerts_file=alerts_file, tag_template=tag_template,
