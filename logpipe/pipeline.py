@@ -29,7 +29,7 @@ import orjson
 
 from logpipe import fields
 from logpipe.config import Config
-from logpipe.enrich import Enricher
+from logpipe.enrich import Enricher, Guard
 from logpipe.ship.base import SendResult, Sink, SinkFatalError, SinkStopped
 from logpipe.stages import MetricsTap, PipelineStats, Throttle
 from logpipe.tail.stream import LineChunk, Stream
@@ -352,22 +352,29 @@ class Pipeline:
             ends = [ends[i] for i in keep]
             texts = [texts[i] for i in keep]
         n = len(texts)
-        i = 0
-        while i < n:
-            room = self.max_records - len(self._batch.records)
-            j = min(n, i + max(1, room))
-            ack = ends[j - 1] if j < n else safe
-            self._add_records(stream, st, texts[i:j], starts[i:j], tags, ack, ends[j - 1] - starts[i])
-            if len(self._batch.records) >= self.max_records:
-                self._submit()
-            i = j
         if n == 0:
             self._add_ack(key, safe)
+            return
+        # Slices of at most one batch each; the first fills the current batch.
+        cuts = [0, min(n, max(1, self.max_records - len(self._batch.records)))]
+        while cuts[-1] < n:
+            cuts.append(min(n, cuts[-1] + self.max_records))
+        inp = stream.input
+        fmt = (st.fmt, inp.tz, inp.service)
+        # The scrub helper is always handed the next slice before this one is parsed: it
+        # works through slice k+1 while the reader parses k, so neither waits for the other.
+        guard = self.enricher.start_guard(texts[:cuts[1]], fmt)
+        for k in range(len(cuts) - 1):
+            i, j = cuts[k], cuts[k + 1]
+            nxt = self.enricher.start_guard(texts[j:cuts[k + 2]], fmt) if k + 2 < len(cuts) else None
+            ack = ends[j - 1] if j < n else safe
+            self._add_records(stream, st, texts[i:j], starts[i:j], tags, ack, ends[j - 1] - starts[i], guard)
+            if len(self._batch.records) >= self.max_records:
+                self._submit()
+            guard = nxt
 
     def _add_records(self, stream: Stream, st: _StreamState, texts: list[str], starts: list[int],
-                     tags: dict[int, list[str]], ack: int, nbytes: int) -> None:
-        inp = stream.input
-        guard = self.enricher.start_guard(texts, (st.fmt, inp.tz, inp.service))
+                     tags: dict[int, list[str]], ack: int, nbytes: int, guard: Guard | None) -> None:
         counter = st.counter
         before = counter.failed if counter is not None else 0
         records = st.parse(texts)
