@@ -71,6 +71,16 @@ def test_any_chunking_gives_the_same_lines(parts: list[bytes], cuts: list[int]) 
     assert s.consumed == len(data)
 
 
+def test_nul_in_the_skipped_rest_of_an_over_long_line_tags_it_whatever_the_chunking() -> None:
+    data = b"\x01" * 17 + b"\x00\n"  # found by the property test above
+    whole = LineSplitter(0, max_line_bytes=16).feed(data)
+    s = LineSplitter(0, max_line_bytes=16)
+    tags: dict[int, list[str]] = {}
+    for i in range(len(data)):
+        tags.update(s.feed(data[i:i + 1]).tags)
+    assert sorted(tags[0]) == sorted(whole.tags[0]) == sorted([TAG_NUL_BYTES, "_truncated"])
+
+
 def test_copytruncate_nul_hole_larger_than_max_line_keeps_the_next_line() -> None:
     hole = b"\x00" * 5_000
     data = hole + b"first real line\nsecond\n"

@@ -28,9 +28,21 @@ class LineBlock:
     ends: list[int] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)
     tags: dict[int, list[str]] = field(default_factory=dict)
+    # The file's bytes of every line, newline-separated, when they decoded as they are (no
+    # NUL, CR, over-long line or invalid UTF-8): the scrub helper takes a slice of these
+    # instead of re-encoding the texts. `raw_base` is the file offset of raw[0]; -1 = none.
+    raw: bytes = b""
+    raw_base: int = -1
 
     def __len__(self) -> int:
         return len(self.texts)
+
+    def raw_span(self, i: int, j: int) -> bytes | None:
+        """texts[i:j] as the file's bytes joined by b"\\n", or None when the block has none."""
+        if self.raw_base < 0 or i >= j:
+            return None
+        base = self.raw_base
+        return self.raw[self.starts[i] - base:self.ends[j - 1] - base - 1]
 
     def add(self, start: int, end: int, text: str, tags: list[str] | None = None) -> None:
         self.starts.append(start)
@@ -69,6 +81,9 @@ class LineSplitter:
             return out
         if self._skipping:
             nl = data.find(b"\n")
+            # A NUL in the skipped rest tags the line as it would had the line come whole.
+            if data.find(b"\x00", 0, nl if nl >= 0 else len(data)) >= 0:
+                self._head_nul = True
             if nl < 0:
                 self.offset += len(data)
                 return out
@@ -117,6 +132,7 @@ class LineSplitter:
         elif self._part or self._part_removed:
             _split_region(self._part, self._part_start, self.max_line, out, self._part_removed)
             out.ends[-1] = self.offset  # no newline after the last line
+            out.raw_base = -1  # (raw_span assumes one)
             self._part = b""
             self._part_removed = 0
             self._part_start = self.offset
@@ -168,6 +184,8 @@ def _split_region(region: bytes, base: int, max_line: int, out: LineBlock, first
             texts = None
         if texts is not None and b"\r" in region:
             texts = [t[:-1] if t.endswith("\r") else t for t in texts]
+        elif texts is not None and not first_extra and not out.texts:
+            out.raw, out.raw_base = region, base
     if texts is None:
         texts = []
         for raw, start in zip(raws, starts, strict=True):
