@@ -18,6 +18,7 @@ import struct
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from typing import Any, BinaryIO
 
 from logpipe import fields
@@ -109,13 +110,18 @@ def pack_texts(texts: list[str]) -> bytes | list[str]:
     return joined.encode("utf-8", "surrogatepass")
 
 
-def unpack_texts(packed: bytes | list[str]) -> list[bytes] | list[str]:
-    return packed.split(b"\x00") if isinstance(packed, bytes) else packed
+def unpack_texts(packed: bytes | list[str], sep: bytes = b"\x00") -> list[bytes] | list[str]:
+    """The texts of a `pack_texts` blob (sep NUL) or of a file's raw lines (sep newline)."""
+    return packed.split(sep) if isinstance(packed, bytes) else packed
+
+
+#: Gives the file's raw bytes of the first k texts of a slice (newline-joined), or None.
+RawSpan = Callable[[int], "bytes | None"]
 
 
 def serve_guard() -> None:
     """The helper process: scrub config first (answered with "ready" once imports are done),
-    then (seq, packed texts, batch_guard, fmt) requests; replies (seq, [(index, scrubbed
+    then (seq, packed texts, separator, batch_guard, fmt) requests; replies (seq, [(index, scrubbed
     record), ...]). Exits when its stdin closes, which is also what happens when the parent
     is killed."""
     from logpipe.parse import make_parser
@@ -128,8 +134,8 @@ def serve_guard() -> None:
         _send(out, (0, "ready"))
         parsers: dict[tuple[str, str, str], Any] = {}
         while True:
-            seq, packed, batch_guard, fmt = _recv(inp)
-            texts = unpack_texts(packed)
+            seq, packed, sep, batch_guard, fmt = _recv(inp)
+            texts = unpack_texts(packed, sep)
             hits = suspicious_lines(scrubber, texts, batch_guard)
             result: list[tuple[int, dict[str, Any]]] = []
             if hits:
@@ -192,9 +198,11 @@ class GuardPool:
         _send(proc.stdin, self.cfg)
         return proc
 
-    def submit(self, texts: list[str], batch_guard: bool, fmt: tuple[str, str, str]) -> Guard | None:
+    def submit(self, texts: list[str], batch_guard: bool, fmt: tuple[str, str, str],
+               raw: RawSpan | None = None) -> Guard | None:
         """Hand the first `share` of `texts` to the helper; the caller keeps the rest, so
-        both cores stay busy (the share adapts to who waits for whom)."""
+        both cores stay busy (the share adapts to who waits for whom). `raw` gives the
+        file's own bytes of those texts when it has them: cheaper than encoding them."""
         if self._failed:
             return None
         try:
@@ -205,9 +213,10 @@ class GuardPool:
             self._seq += 1
             split = int(len(texts) * self.share)
             assert self._proc.stdin is not None
-            packed = pack_texts(texts[:split])
+            blob = raw(split) if raw is not None else None
+            packed, sep = (blob, b"\n") if blob is not None else (pack_texts(texts[:split]), b"\x00")
             t0 = time.monotonic()
-            _send(self._proc.stdin, (self._seq, packed, batch_guard, fmt))
+            _send(self._proc.stdin, (self._seq, packed, sep, batch_guard, fmt))
             # A write that blocks means the helper is still on an earlier batch: it is the
             # slower side, so it gets a smaller share (as when the caller waits in collect).
             self._adapt(time.monotonic() - t0)
@@ -289,12 +298,12 @@ class Enricher:
             parallel = (os.cpu_count() or 1) >= 2
         self.pool = GuardPool(scrub_cfg) if (parallel and scrubber is not None and scrub_cfg) else None
 
-    def start_guard(self, texts: list[str], fmt: tuple[str, str, str]) -> Guard | None:
+    def start_guard(self, texts: list[str], fmt: tuple[str, str, str], raw: RawSpan | None = None) -> Guard | None:
         """Begin scrubbing in the helper process (when worth it): it finds the lines that need
         it and returns their records (parsed as `fmt` = (format, tz, service)) scrubbed."""
         if self.pool is None or len(texts) < GuardPool.MIN_LINES:
             return None
-        return self.pool.submit(texts, self._batch_guard, fmt)
+        return self.pool.submit(texts, self._batch_guard, fmt, raw)
 
     def apply(self, records: list[dict[str, Any]], texts: list[str], starts: list[int], path: str,
               fp: str, tags: dict[int, list[str]] | None = None, extra_tags: list[str] | None = None,

@@ -32,6 +32,7 @@ from logpipe.config import Config
 from logpipe.enrich import Enricher, Guard
 from logpipe.ship.base import SendResult, Sink, SinkFatalError, SinkStopped
 from logpipe.stages import MetricsTap, PipelineStats, Throttle
+from logpipe.tail.lines import LineBlock
 from logpipe.tail.stream import LineChunk, Stream
 
 log = logging.getLogger("logpipe.pipeline")
@@ -291,7 +292,8 @@ class Pipeline:
         if chunk.eof:
             del self._states[key]
         if st.passthrough:  # one event per line: skip building and unpacking event tuples
-            self._emit_lines(st.stream, st, lines.starts, lines.ends, lines.texts, lines.tags, chunk.safe_offset)
+            self._emit_lines(st.stream, st, lines.starts, lines.ends, lines.texts, lines.tags, chunk.safe_offset,
+                             lines)
             return
         events = st.joiner.feed(list(zip(lines.starts, lines.ends, lines.texts, strict=True))) if lines.texts else []
         if chunk.eof:
@@ -336,8 +338,11 @@ class Pipeline:
         self._emit_lines(stream, st, starts, ends, texts, tags, safe)
 
     def _emit_lines(self, stream: Stream, st: _StreamState, starts: list[int], ends: list[int],
-                    texts: list[str], tags: dict[int, list[str]], safe: int) -> None:
-        """Events (one text each) -> records in batches; acks up to `safe` after the last."""
+                    texts: list[str], tags: dict[int, list[str]], safe: int,
+                    block: LineBlock | None = None) -> None:
+        """Events (one text each) -> records in batches; acks up to `safe` after the last.
+        `block` is given when the texts are its lines, one for one (its raw bytes are then
+        what the scrub helper gets)."""
         key = stream.key
         if not texts:
             self._add_ack(key, safe)
@@ -351,6 +356,7 @@ class Pipeline:
             starts = [starts[i] for i in keep]
             ends = [ends[i] for i in keep]
             texts = [texts[i] for i in keep]
+            block = None  # indices no longer match the block's lines
         n = len(texts)
         if n == 0:
             self._add_ack(key, safe)
@@ -363,10 +369,17 @@ class Pipeline:
         fmt = (st.fmt, inp.tz, inp.service)
         # The scrub helper is always handed the next slice before this one is parsed: it
         # works through slice k+1 while the reader parses k, so neither waits for the other.
-        guard = self.enricher.start_guard(texts[:cuts[1]], fmt)
+        raw = block.raw_span if block is not None and block.raw_base >= 0 else None
+
+        def start(k: int) -> Guard | None:
+            i, j = cuts[k], cuts[k + 1]
+            span = (lambda m: raw(i, i + m)) if raw is not None else None
+            return self.enricher.start_guard(texts[i:j], fmt, span)
+
+        guard = start(0)
         for k in range(len(cuts) - 1):
             i, j = cuts[k], cuts[k + 1]
-            nxt = self.enricher.start_guard(texts[j:cuts[k + 2]], fmt) if k + 2 < len(cuts) else None
+            nxt = start(k + 1) if k + 2 < len(cuts) else None
             ack = ends[j - 1] if j < n else safe
             self._add_records(stream, st, texts[i:j], starts[i:j], tags, ack, ends[j - 1] - starts[i], guard)
             if len(self._batch.records) >= self.max_records:

@@ -11,7 +11,7 @@ from typing import Any
 sys.path.insert(0, os.path.dirname(__file__))
 from tail_support import CollectSink, Running, fast_config, wait_for  # noqa: E402
 
-from logpipe.enrich import Enricher, Guard  # noqa: E402
+from logpipe.enrich import Enricher, Guard, RawSpan  # noqa: E402
 from logpipe.pipeline import Pipeline  # noqa: E402
 from logpipe.ship.base import SendResult, Sink, SinkFatalError  # noqa: E402
 from logpipe.stages import (
@@ -306,8 +306,10 @@ class RecordingEnricher(Enricher):
         super().__init__("testhost")
         self.events: list[tuple[str, str]] = []
 
-    def start_guard(self, texts: list[str], fmt: tuple[str, str, str]) -> Guard | None:
+    def start_guard(self, texts: list[str], fmt: tuple[str, str, str], raw: RawSpan | None = None) -> Guard | None:
         self.events.append(("guard", json.loads(texts[0])["message"]))
+        # the helper would be given the file's own bytes of those lines
+        assert raw is not None and raw(len(texts)).decode() == "\n".join(texts)
         return None
 
     def apply(self, records: list[dict[str, Any]], texts: list[str], *args: Any, **kw: Any) -> None:

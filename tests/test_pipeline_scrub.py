@@ -16,6 +16,7 @@ from logpipe.enrich import PIPE_BYTES, Enricher, load_scrubber, pack_texts, unpa
 from logpipe.parse import make_parser
 from logpipe.stages import FileStats, PipelineStats
 from logpipe.status import StatusLine, render
+from logpipe.tail.lines import LineSplitter
 
 
 def lines(n: int) -> list[str]:
@@ -34,22 +35,27 @@ def test_helper_process_scrubs_like_in_process() -> None:
     texts = lines(600)
     parse = make_parser("json")
     starts = [i * 100 for i in range(len(texts))]
+    block = LineSplitter().feed("\n".join(texts).encode() + b"\n")  # the file's own bytes
+    assert block.texts == texts and block.raw_base == 0
     results = []
-    for parallel in (False, True):
+    for parallel, raw in ((False, False), (True, False), (True, True)):
         enricher = Enricher("h", load_scrubber(cfg), cfg, parallel=parallel)
         try:
             if parallel:
                 assert enricher.start_guard(texts, ("json", "UTC", "")) is None  # still starting: scrub here
                 assert enricher.pool is not None and enricher.pool.wait_ready(30)
-            guard = enricher.start_guard(texts, ("json", "UTC", ""))
+            spans: list[bytes | None] = []
+            span = (lambda m, spans=spans: spans.append(block.raw_span(0, m)) or spans[-1]) if raw else None
+            guard = enricher.start_guard(texts, ("json", "UTC", ""), span)
             assert (guard is not None) == parallel
+            assert len(spans) == raw and (not raw or spans[0].count(b"\n") == guard.split - 1)
             records = parse(texts)
             enricher.apply(records, texts, starts, "app.log", "f" * 16, guard=guard)
             results.append(copy.deepcopy(records))
         finally:
             enricher.close()
-    in_process, helper = results
-    assert helper == in_process
+    in_process, helper, helper_raw = results
+    assert helper == in_process and helper_raw == in_process
     assert "example.com" not in json.dumps(helper)
     assert helper[0]["message"] != texts[0] and helper[1]["message"] == "plain event 1"
     assert helper[50]["_id"] == "keep-50"  # a replayed record keeps its id through scrubbing
