@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 
 from logpipe import fields as F
-from logpipe.metrics.routes import OTHER, RouteTable, normalise_path, normalise_paths
+from logpipe.metrics.routes import OTHER, RouteTable, normalise_path, normalise_paths, shape_keys, shape_safe
 from logpipe.metrics.sketch import Prepared, prepare
 
-CACHE_MAX = 100_000  # raw (method, path) -> id entries; cleared when full (memory stays bounded)
+CACHE_MAX = 100_000  # entries per path cache (raw path, path shape); cleared when full (memory stays bounded)
 MAX_DURATION_MS = 86_400_000.0  # a day: longer is a broken clock or unit, not a latency
 N_CLASSES = 6  # 0 = no/unknown status, 1..5 = 1xx..5xx
 STATUS_CLASS_NAMES = ("none", "1xx", "2xx", "3xx", "4xx", "5xx")
@@ -67,26 +67,47 @@ class KeyTable:
         self._templates: list[str] = [OTHER]  # template id 0 = {other} (template overflow)
         self._tid: dict[str, int] = {OTHER: 0}
         self._path_tid: dict[Any, int] = {}  # raw path or route -> template id (static paths only)
+        self._shape_tid: dict[bytes, int] = {}  # path shape (routes.shape_keys) -> template id
+        self._shape_ok: list[bool] = [True]  # per template id: routes.shape_safe(template)
         self._methods: list[str] = [OTHER]  # method slot 0 = {other}
         self._mid: dict[Any, int] = {}
         self._combo = np.full((64, self.METHOD_SLOTS), -1, dtype=np.int64)
 
-    def ids(self, methods: list[Any], paths: list[Any], routes: list[Any]) -> np.ndarray:
-        """Key id per request (see the class docstring for why it is built this way)."""
-        no_routes = not any(routes)
+    def ids(self, methods: list[Any], paths: list[Any], routes: list[Any] | None) -> np.ndarray:
+        """Key id per request (see the class docstring for why it is built this way).
+
+        `routes` None means no request has one (the extract's shortcut for a column of Nones).
+        """
+        no_routes = routes is None or not any(routes)
+        if routes is None:
+            routes = [None] * len(paths)
         src = paths if no_routes else [r or p for p, r in zip(paths, routes, strict=True)]
         try:
-            t = list(map(self._path_tid.get, src, itertools.repeat(-1)))
             m = list(map(self._mid.get, methods, itertools.repeat(-1)))
-        except TypeError:  # unhashable junk (a list as path or method): key it by its repr
-            src = [_hashable(x) for x in src]
+        except TypeError:  # unhashable junk (a list as method): key it by its repr
             methods = [_hashable(x) for x in methods]
-            t = list(map(self._path_tid.get, src, itertools.repeat(-1)))
             m = list(map(self._mid.get, methods, itertools.repeat(-1)))
-        tid = np.array(t, dtype=np.int64)
-        miss = np.flatnonzero(tid < 0)
-        if miss.size:
-            tid[miss] = self._templates_for(miss, src, paths, routes, no_routes)
+        keys = None
+        if no_routes:
+            try:
+                keys = shape_keys(paths)  # None when a path holds a newline
+            except TypeError:  # a missing or non-string path somewhere: the general path below
+                pass
+        if keys is not None:  # raw paths, all strings: look them up by shape
+            tid = np.array(list(map(self._shape_tid.get, keys, itertools.repeat(-1))), dtype=np.int64)
+            miss = np.flatnonzero(tid < 0)
+            if miss.size:
+                tid[miss] = self._shape_templates(miss, paths, keys)
+        else:
+            try:
+                t = list(map(self._path_tid.get, src, itertools.repeat(-1)))
+            except TypeError:  # unhashable junk (a list as path): key it by its repr
+                src = [_hashable(x) for x in src]
+                t = list(map(self._path_tid.get, src, itertools.repeat(-1)))
+            tid = np.array(t, dtype=np.int64)
+            miss = np.flatnonzero(tid < 0)
+            if miss.size:
+                tid[miss] = self._templates_for(miss, src, paths, routes, no_routes)
         mid = np.array(m, dtype=np.int64)
         if -1 in m:
             for i in np.flatnonzero(mid < 0).tolist():
@@ -109,18 +130,41 @@ class KeyTable:
             templates = normalise_paths(msrc)
         else:
             templates = [self._template(paths[i], routes[i]) for i in idx]
+        found = self._template_ids(templates)
+        # Only paths that are their own template (/health, a middleware route) repeat often
+        # enough to be worth remembering as they are; /users/8812 is usually seen once.
+        self._remember(self._path_tid, len(msrc), zip(msrc, found, strict=True), map(operator.eq, msrc, templates))
+        return found
+
+    def _shape_templates(self, miss: np.ndarray, paths: list[str], keys: list[bytes]) -> list[int]:
+        """Template ids for paths whose shape is new: one batched normalisation; the shape is
+        remembered when the template holds no folded digit (routes.shape_safe), so the next
+        /users/8812 after /users/1234 is a dict lookup."""
+        idx = miss.tolist()
+        pick = operator.itemgetter(*idx)
+        if len(idx) == 1:
+            mpaths, mkeys = [pick(paths)], [pick(keys)]
+        else:
+            mpaths, mkeys = list(pick(paths)), list(pick(keys))
+        found = self._template_ids(normalise_paths(mpaths))
+        self._remember(self._shape_tid, len(mkeys), zip(mkeys, found, strict=True),
+                       map(self._shape_ok.__getitem__, found))
+        return found
+
+    def _template_ids(self, templates: list[str]) -> list[int]:
         found = list(map(self._tid.get, templates, itertools.repeat(-1)))
         if -1 in found:
             for j, v in enumerate(found):
                 if v < 0:
                     found[j] = self._new_template(templates[j])
-        if len(self._path_tid) + len(msrc) > CACHE_MAX:
-            self._path_tid.clear()
-        # Only paths that are their own template (/health, a middleware route) repeat often
-        # enough to be worth remembering; /users/8812 is usually seen once. C-level, no loop.
-        self._path_tid.update(itertools.compress(zip(msrc, found, strict=True),
-                                                 map(operator.eq, msrc, templates)))
         return found
+
+    @staticmethod
+    def _remember(cache: dict[Any, int], n: int, pairs: Any, keep: Any) -> None:
+        """Add those of the n (key, template id) pairs whose `keep` is true; C-level, no loop."""
+        if len(cache) + n > CACHE_MAX:
+            cache.clear()
+        cache.update(itertools.compress(pairs, keep))
 
     def _new_template(self, template: str) -> int:
         hit = self._tid.get(template)
@@ -130,6 +174,7 @@ class KeyTable:
             return 0  # junk flood: fold, memory stays bounded
         i = len(self._templates)
         self._templates.append(template)
+        self._shape_ok.append(shape_safe(template))
         self._tid[template] = i
         if i >= self._combo.shape[0]:
             grown = np.full((self._combo.shape[0] * 2, self.METHOD_SLOTS), -1, dtype=np.int64)
@@ -214,28 +259,83 @@ def extract(records: list[dict[str, Any]], table: KeyTable) -> Batch:
     # field names bound to locals: a module attribute lookup per record per field adds up
     kind, method, path, route, status_k, dur_k, level, exc = (
         F.EVENT_KIND, F.METHOD, F.PATH, F.ROUTE, F.STATUS, F.DURATION_MS, F.LEVEL, F.EXCEPTION)
-    # derived metric/alert records (e.g. in a replayed archive) are not traffic
-    access = [r for r in records if method in r and kind not in r]
+    fast = _access_fast(records, method, kind)
+    if fast is not None:  # every record is an access record (the usual tail batch)
+        access, methods = fast
+    else:
+        # derived metric/alert records (e.g. in a replayed archive) are not traffic
+        access = [r for r in records if method in r and kind not in r]
+        methods = None
     if access and (status_k not in access[0] and path not in access[0] and route not in access[0]):
         access = [r for r in access if status_k in r or path in r or route in r]
+        methods = None
     n_acc = len(access)
     others = [r for r in records if method not in r and kind not in r] if n_acc < len(records) else []
-    levels: Counter[str] = Counter([r[level] for r in others if level in r])
-    excs = [r for r in records if exc in r]
-    exceptions: Counter[str] = Counter([_exc_type(r[exc]) for r in excs if kind not in r]) if excs else Counter()
-    ids = table.ids([r[method] for r in access], [r.get(path) for r in access], [r.get(route) for r in access])
+    levels: Counter[str] = Counter([r[level] for r in others if level in r]) if others else Counter()
+    exceptions: Counter[str] = Counter()
+    if fast is None or any(map(dict.__contains__, records, itertools.repeat(exc))):
+        excs = [r for r in records if exc in r]
+        if excs:
+            exceptions = Counter([_exc_type(r[exc]) for r in excs if kind not in r])
+    if methods is None:
+        methods = [r[method] for r in access]
+    routes = _column(access, route) if _any_has(access, route) else None  # None: no routes at all
+    ids = table.ids(methods, _column(access, path), routes)
     nkeys = len(table)
-    status = _floats([r.get(status_k) for r in access])
-    dur = _floats([r.get(dur_k) for r in access])
+    status = _floats(_column(access, status_k))
+    dur = _floats(_column(access, dur_k))
+    return _columns(len(records), access, ids, nkeys, status, dur, levels, exceptions)
 
+
+def _access_fast(records: list[Any], method: str, kind: str) -> tuple[list[Any], list[Any]] | None:
+    """(records, method column) when every record is a plain access record, else None.
+
+    C-level checks only: every record is a dict with a non-None `method` and no `event.kind`.
+    Anything else (derived records, app logs, a non-dict record) takes the general path.
+    """
+    try:
+        methods = list(map(dict.get, records, itertools.repeat(method)))
+    except TypeError:  # not a dict: the general path decides (and may raise, as before)
+        return None
+    if any(map(operator.is_, methods, itertools.repeat(None))):
+        return None  # a record without a method (or with method None): general path
+    if any(map(dict.__contains__, records, itertools.repeat(kind))):
+        return None
+    return (records if type(records) is list else list(records)), methods
+
+
+def _column(rows: list[Any], key: str) -> list[Any]:
+    """rows[i].get(key) for every row, iterated in C (a Python loop only for non-dict rows)."""
+    try:
+        return list(map(dict.get, rows, itertools.repeat(key)))
+    except TypeError:  # some other mapping type
+        return [r.get(key) for r in rows]
+
+
+def _any_has(rows: list[Any], key: str) -> bool:
+    try:
+        return any(map(dict.__contains__, rows, itertools.repeat(key)))
+    except TypeError:
+        return any(key in r for r in rows)
+
+
+def _columns(n_records: int, access: list[dict[str, Any]], ids: np.ndarray, nkeys: int,
+             status: np.ndarray, dur: np.ndarray, levels: Counter[str],
+             exceptions: Counter[str]) -> Batch:
+    """The numpy part: status classes, invalid/missing durations, per-key groups."""
+    n = ids.size
     ok_status = (status >= 100) & (status < 600)
-    cls = np.where(ok_status, np.floor_divide(np.nan_to_num(status), 100), 0).astype(np.int64)
+    # floor(status / 100) where the status is usable, 0 (class "none") elsewhere (nan included)
+    cls = np.floor_divide(status, 100.0, out=np.zeros(n), where=ok_status).astype(np.int64)
     class_counts = np.bincount(ids * N_CLASSES + cls, minlength=nkeys * N_CLASSES).reshape(nkeys, N_CLASSES)
     missing = np.isnan(dur)
     valid = (dur >= 0) & (dur <= MAX_DURATION_MS)
-    invalid = ~missing & ~valid
-    valid_ids = ids[valid]
-    valid_ms = dur[valid]
+    invalid = ~(missing | valid)
+    if valid.all():
+        valid_ids, valid_ms = ids, dur
+    else:
+        valid_ids = ids[valid]
+        valid_ms = dur[valid]
     groups: list[tuple[int, np.ndarray]] = []
     if valid_ms.size:
         order = np.argsort(valid_ids, kind="stable")
@@ -245,7 +345,7 @@ def extract(records: list[dict[str, Any]], table: KeyTable) -> Batch:
         ends = np.r_[starts[1:], sid.size]
         groups = [(int(sid[s]), sms[s:e]) for s, e in zip(starts, ends, strict=True)]
     return Batch(
-        nkeys=nkeys, n_records=len(records), n_access=n_acc, class_counts=class_counts,
+        nkeys=nkeys, n_records=n_records, n_access=len(access), class_counts=class_counts,
         invalid=np.bincount(ids[invalid], minlength=nkeys),
         no_duration=np.bincount(ids[missing], minlength=nkeys),
         sum_ms=np.bincount(valid_ids, weights=valid_ms, minlength=nkeys),

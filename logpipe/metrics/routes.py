@@ -90,6 +90,30 @@ def normalise_paths(paths: list[str]) -> list[str]:
     return out
 
 
+# Shape keys: ASCII digits other than 0 and 4 folded to "1". The rules above only ask "is
+# it a digit" (\d, hex and token classes, the digit counts of _looks_random) and name no
+# digit literally except the 0 of "0x" and the 4 and 0 of "%40", which stay as they are; so
+# two paths with the same shape get the same placeholders and keep the same segments,
+# which differ only in folded digits. Hence: a template with none of the folded digits is
+# the template of *every* path of that shape (/api/users/8812 and /api/users/1 -> /api/users/{id}).
+_FOLD = bytes.maketrans(b"12356789", b"11111111")
+_FOLDED = frozenset("12356789")
+
+
+def shape_keys(paths: list[str]) -> list[bytes] | None:
+    """One shape key per path (a few C-level passes over the joined batch); None when a path
+    holds a newline (the batch cannot be split back reliably)."""
+    joined = "\n".join(paths)
+    if joined.count("\n") != len(paths) - 1:
+        return None
+    return joined.encode("utf-8", "surrogatepass").translate(_FOLD).split(b"\n")
+
+
+def shape_safe(template: str) -> bool:
+    """True when `template` is the template of every path with the same shape key."""
+    return _FOLDED.isdisjoint(template)
+
+
 class RouteTable:
     """Route templates per method, capped; remembers which (method, path) maps where."""
 
