@@ -361,7 +361,9 @@ class Pipeline:
         if n == 0:
             self._add_ack(key, safe)
             return
-        # Slices of at most one batch each; the first fills the current batch.
+        # Slices of at most one batch each; the first fills the current batch. (They are cut
+        # before parsing, so when a filter or throttle drops records a batch may take a
+        # slice more than batch_max_records would allow: up to twice that, never more.)
         cuts = [0, min(n, max(1, self.max_records - len(self._batch.records)))]
         while cuts[-1] < n:
             cuts.append(min(n, cuts[-1] + self.max_records))
