@@ -361,32 +361,36 @@ class Pipeline:
         if n == 0:
             self._add_ack(key, safe)
             return
-        # Slices of at most one batch each; the first fills the current batch. (They are cut
-        # before parsing, so when a filter or throttle drops records a batch may take a
-        # slice more than batch_max_records would allow: up to twice that, never more.)
-        cuts = [0, min(n, max(1, self.max_records - len(self._batch.records)))]
-        while cuts[-1] < n:
-            cuts.append(min(n, cuts[-1] + self.max_records))
         inp = stream.input
         fmt = (st.fmt, inp.tz, inp.service)
-        # The scrub helper is always handed the next slice before this one is parsed: it
-        # works through slice k+1 while the reader parses k, so neither waits for the other.
         raw = block.raw_span if block is not None and block.raw_base >= 0 else None
 
-        def start(k: int) -> Guard | None:
-            i, j = cuts[k], cuts[k + 1]
+        def start(i: int, j: int) -> Guard | None:
             span = (lambda m: raw(i, i + m)) if raw is not None else None
             return self.enricher.start_guard(texts[i:j], fmt, span)
 
-        guard = start(0)
-        for k in range(len(cuts) - 1):
-            i, j = cuts[k], cuts[k + 1]
-            nxt = start(k + 1) if k + 2 < len(cuts) else None
+        # Slices of at most one batch each, each filling the current batch. The scrub helper
+        # is handed the next slice before this one is parsed, so it works through slice k+1
+        # while the reader parses k and neither waits for the other. That needs the next cut
+        # before parsing: known only when every line becomes one record in the batch (no
+        # filter or throttle); otherwise each slice is cut when its turn comes.
+        ahead = self.record_filter is None and self.throttle is None
+        i = 0
+        j = min(n, i + max(1, self.max_records - len(self._batch.records)))
+        guard = start(i, j)
+        while i < n:
+            nj = min(n, j + self.max_records) if ahead and j < n else 0
+            nxt = start(j, nj) if nj else None
             ack = ends[j - 1] if j < n else safe
             self._add_records(stream, st, texts[i:j], starts[i:j], tags, ack, ends[j - 1] - starts[i], guard)
             if len(self._batch.records) >= self.max_records:
                 self._submit()
-            guard = nxt
+            i = j
+            if nj:
+                j, guard = nj, nxt
+            elif i < n:
+                j = min(n, i + max(1, self.max_records - len(self._batch.records)))
+                guard = start(i, j)
 
     def _add_records(self, stream: Stream, st: _StreamState, texts: list[str], starts: list[int],
                      tags: dict[int, list[str]], ack: int, nbytes: int, guard: Guard | None) -> None:

@@ -335,3 +335,21 @@ def test_scrub_helper_gets_the_next_slice_before_the_reader_parses_this_one(tmp_
         ("guard", firsts[3]), ("parse", firsts[2]),
         ("parse", firsts[3]),
     ]
+
+
+def test_a_filter_that_drops_records_never_makes_a_batch_bigger_than_batch_max_records(tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    msgs = json_lines(log, 1_000)
+    cfg = fast_config([str(log)], tmp_path, fmt="json", batch_max_records=100)
+    sink = CollectSink()
+    stats = PipelineStats()
+
+    def most(records: list[dict[str, Any]]) -> list[dict[str, Any]]:  # 9 in 10
+        return [r for r in records if int(r["message"].split()[1]) % 10 != 0]
+
+    pipeline = Pipeline(cfg, TailFront(cfg, stats, once=True), sink, stats=stats, enricher=Enricher("testhost"),
+                        record_filter=most)
+    pipeline.merge_batches = 1  # one batch per send, so the sink sees batch sizes as cut
+    assert pipeline.run() == 0
+    assert sink.messages() == [m for m in msgs if int(m.split()[1]) % 10 != 0]
+    assert max(len(b) for b in sink.batches) == 100
