@@ -22,6 +22,7 @@ import os
 import random
 import threading
 import time
+import traceback
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from datetime import UTC, datetime
 from pathlib import Path
@@ -330,6 +331,7 @@ class ElasticSink(Sink):
             try:
                 resp = self.client.bulk(operations=body, filter_path=_FILTER_PATH)
             except (TransportConnectionError, ConnectionTimeout) as exc:
+                _release_frames(exc)
                 if isinstance(exc, TlsError) and "CERTIFICATE_VERIFY_FAILED" in str(exc):
                     raise SinkFatalError(f"TLS verification failed for {self.url}: {self._short(exc)}") from None
                 self._transient(f"cannot reach Elasticsearch at {self.url}: {self._short(exc)}", result)
@@ -337,6 +339,7 @@ class ElasticSink(Sink):
                 backoff.wait()
                 continue
             except ApiError as exc:
+                _release_frames(exc)
                 status = exc.status_code
                 reason = describe_error(exc, self.masker)
                 if status in (401, 403):
@@ -480,3 +483,23 @@ class ElasticSink(Sink):
 
     def _short(self, exc: BaseException) -> str:
         return describe_transport_error(exc, self.masker)
+        return describe_transport_error(exc, self.masker)
+
+
+def _release_frames(exc: BaseException) -> None:
+    """Drop the locals of the finished frames a failed bulk call left in its tracebacks.
+
+    The transport keeps the exceptions of a failed request in a list that its own frame
+    holds while the exceptions' tracebacks hold that frame: a reference cycle, and the frame
+    also holds the request body. Under the CLI's quiet garbage collector such cycles pile up
+    for every retry of an outage; clearing the frames breaks them at once."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        traceback.clear_frames(e.__traceback__)
+        todo += [e.__cause__, e.__context__]
+        todo += [inner for inner in getattr(e, "errors", ()) or () if isinstance(inner, BaseException)]
