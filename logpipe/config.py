@@ -2,7 +2,8 @@
 
 Every TOML key is a dataclass field below, with its default and a one-line help text in
 `metadata["help"]`. `load_config` rejects unknown keys and wrong types, naming the key and
-the file. Secrets are read from `LOGPIPE_*` environment variables when not in the file.
+the file. `LOGPIPE_*` environment variables override the file (`apply_env`), and command-line
+flags override both.
 The README's configuration reference is generated from this module
 (`python -m logpipe.config --markdown`), so it cannot drift.
 """
@@ -13,6 +14,7 @@ import dataclasses
 import os
 import sys
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
@@ -148,11 +150,13 @@ def read_toml(path: str | os.PathLike[str], what: str = "config file",
         raise error(f"{p}: invalid TOML: {exc}") from None
 
 
-def load_config(path: str | os.PathLike[str]) -> Config:
-    """Read a TOML file into a Config; unknown keys and wrong types raise ConfigError naming both."""
+def load_config(path: str | os.PathLike[str], *, env: bool = True) -> Config:
+    """Read a TOML file into a Config; unknown keys and wrong types raise ConfigError naming both.
+    With `env`, the LOGPIPE_* variables are applied over it (`apply_env`)."""
     raw = read_toml(path)
     cfg = _build(Config, raw, str(Path(path)), "")
-    apply_env(cfg)
+    if env:
+        apply_env(cfg)
     return cfg
 
 
@@ -163,13 +167,36 @@ def from_dict(raw: dict[str, Any], source: str = "<dict>") -> Config:
     return cfg
 
 
-def apply_env(cfg: Config) -> None:
-    """Fill empty secret/env-backed fields from their LOGPIPE_* environment variables."""
+#: Variables that feed an Elasticsearch connection: a `[sink]` whose url is http(s)://, and
+#: `logpipe query` / `logpipe es setup`. They win over the generic sink variables.
+ES_ENV: dict[str, str] = {
+    "username": "LOGPIPE_ES_USERNAME",
+    "password": "LOGPIPE_ES_PASSWORD",
+    "ca_file": "LOGPIPE_ES_CA_FILE",
+}
+ES_URL_ENV = "LOGPIPE_ES_URL"
+
+
+def is_es_url(url: str) -> bool:
+    return url.strip().lower().startswith(("http://", "https://"))
+
+
+def apply_env(cfg: Config, environ: Mapping[str, str] | None = None) -> None:
+    """Set each setting whose LOGPIPE_* variable is set and non-empty, over the file's value.
+
+    Precedence is flag > environment > file: commands read the file, apply the flags that
+    decide which variables matter (the sink URL), call this, then any flag for a setting
+    a variable also feeds. Which variables exist is in the `env` metadata and `ES_ENV`."""
+    env = os.environ if environ is None else environ
     for section in (cfg.sink, cfg.alerts):
         for f in dataclasses.fields(section):
-            env = f.metadata.get("env")
-            if env and not getattr(section, f.name) and os.environ.get(env):
-                setattr(section, f.name, os.environ[env])
+            name = f.metadata.get("env")
+            if name and env.get(name):
+                setattr(section, f.name, env[name])
+    if is_es_url(cfg.sink.url):
+        for attr, name in ES_ENV.items():
+            if env.get(name):
+                setattr(cfg.sink, attr, env[name])
 
 
 def _build(cls: type, raw: Any, source: str, prefix: str) -> Any:

@@ -6,14 +6,15 @@ import click
 from elastic_transport import TransportError
 
 from elasticsearch import ApiError
+from logpipe.config import ConfigError
 from logpipe.es.client import (
-    EsOptions,
     Masker,
     build_client,
     describe_error,
     describe_transport_error,
     mask_url,
 )
+from logpipe.es.connect import command_options
 from logpipe.es.setup import SetupError, load_assets, run_setup
 
 
@@ -23,21 +24,26 @@ def command() -> None:
 
 
 @command.command("setup")
-@click.option("--es", "url", default="http://localhost:9200", show_default=True,
+@click.option("--es", "url", default=None, show_default="$LOGPIPE_ES_URL, else the --config sink, else http://localhost:9200",
               help="Elasticsearch URL. Credentials: LOGPIPE_ES_USERNAME/LOGPIPE_ES_PASSWORD or LOGPIPE_ES_API_KEY.")
 @click.option("--ca-file", default="", help="CA bundle for TLS verification (or LOGPIPE_ES_CA_FILE).")
 @click.option("--insecure", is_flag=True, help="Skip TLS verification (never in production).")
 @click.option("--dir", "directory", type=click.Path(file_okay=False), default=None,
               help="Directory with index-template.json, ilm-policy.json, kibana-objects.ndjson (default: the repo's elasticsearch/).")
-def setup(url: str, ca_file: str, insecure: bool, directory: str | None) -> None:
+@click.option("--config", "config_file", type=click.Path(dir_okay=False),
+              help="Sidecar TOML: its [sink] (when Elasticsearch) gives the URL and credentials.")
+def setup(url: str | None, ca_file: str, insecure: bool, directory: str | None, config_file: str | None) -> None:
     """Install the logpipe index template and ILM policy, idempotently."""
     try:
         assets = load_assets(directory)
     except SetupError as exc:
         raise click.ClickException(str(exc)) from None
-    opts = EsOptions(url=url, ca_file=ca_file, insecure=insecure, request_timeout_s=30).resolved()
-    masker = Masker(opts.secrets() + EsOptions(url=url).secrets())
-    shown = mask_url(url)
+    try:
+        opts = command_options(url, ca_file_flag=ca_file, insecure=insecure, config_file=config_file)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    masker = Masker(opts.resolved().secrets() + opts.secrets())
+    shown = mask_url(opts.url)
     client = build_client(opts)
     try:
         steps = run_setup(client, assets)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import threading
 from datetime import datetime
@@ -16,15 +15,16 @@ from rich.table import Table
 from rich.text import Text
 
 from elasticsearch import ApiError
+from logpipe.config import ConfigError
 from logpipe.es.archive_search import search_archive
 from logpipe.es.client import (
-    EsOptions,
     Masker,
     build_client,
     describe_error,
     describe_transport_error,
     mask_url,
 )
+from logpipe.es.connect import command_options
 from logpipe.es.lucene import QuerySyntaxError, get_field
 from logpipe.es.search import DEFAULT_INDEX, follow, request_story, search
 from logpipe.es.timerange import time_window
@@ -38,8 +38,7 @@ LEVEL_STYLES = {"debug": "dim", "info": "green", "warning": "yellow", "warn": "y
 
 @click.command("query")
 @click.argument("query", required=False, default="")
-@click.option("--es", "url", default=lambda: os.environ.get("LOGPIPE_ES_URL", "http://localhost:9200"),
-              show_default="http://localhost:9200 or $LOGPIPE_ES_URL",
+@click.option("--es", "url", default=None, show_default="$LOGPIPE_ES_URL, else the --config sink, else http://localhost:9200",
               help="Elasticsearch URL. Credentials: LOGPIPE_ES_USERNAME/LOGPIPE_ES_PASSWORD or LOGPIPE_ES_API_KEY.")
 @click.option("--index", default=DEFAULT_INDEX, show_default=True, help="Index pattern to search.")
 @click.option("--since", default=None, help="Only records newer than this (30s, 15m, 1h, 2d).")
@@ -55,9 +54,12 @@ LEVEL_STYLES = {"debug": "dim", "info": "green", "warning": "yellow", "warn": "y
 @click.option("--archive", "archive", default=None, type=click.Path(), help="Search this local archive directory instead.")
 @click.option("--ca-file", default="", help="CA bundle for TLS verification (or LOGPIPE_ES_CA_FILE).")
 @click.option("--insecure", is_flag=True, help="Skip TLS verification (never in production).")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False),
+              help="Sidecar TOML: its [sink] (when Elasticsearch) gives the URL and credentials.")
 def command(query: str, url: str, index: str, since: str | None, start: str | None, until: str | None,
             limit: int, fields: str, as_json: bool, request_id: str | None, follow: bool, interval: float,
-            max_polls: int | None, archive: str | None, ca_file: str, insecure: bool) -> None:
+            max_polls: int | None, archive: str | None, ca_file: str, insecure: bool,
+            config_file: str | None) -> None:
     """Search logs: `logpipe query 'level:error AND workspace_id:ws-42' --since 1h`.
 
     Lucene query-string syntax (field:value, "phrases", wildcards, AND/OR/NOT, status:>=500,
@@ -81,8 +83,12 @@ def command(query: str, url: str, index: str, since: str | None, start: str | No
             raise click.ClickException(str(exc)) from None
         out.show(res.records, f"{len(res.records)} match(es) in {res.files} file(s), {res.lines} line(s) read")
         return
-    opts = EsOptions(url=url, ca_file=ca_file, insecure=insecure, request_timeout_s=30).resolved()
-    masker = Masker(opts.secrets() + EsOptions(url=url).secrets())
+    try:
+        opts = command_options(url, ca_file_flag=ca_file, insecure=insecure, config_file=config_file)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    url = opts.url
+    masker = Masker(opts.resolved().secrets() + opts.secrets())
     client = build_client(opts)
     try:
         if request_id:

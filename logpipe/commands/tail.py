@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from logpipe.config import Config, ConfigError, InputConfig, load_config
+from logpipe.config import Config, ConfigError, InputConfig, apply_env, load_config
 from logpipe.memtune import quiet_gc, tune_malloc
 
 log = logging.getLogger("logpipe")
@@ -36,8 +36,12 @@ def setup_cli_logging() -> None:
 
 def build_config(config_file: str | None, paths: tuple[str, ...], *, sink: str | None = None,
                  fmt: str | None = None, tz: str | None = None, checkpoint: str | None = None) -> Config:
-    """TOML (if any) overlaid with command-line flags."""
-    cfg = load_config(config_file) if config_file else Config()
+    """TOML (if any), then the LOGPIPE_* environment over it, then command-line flags.
+
+    The environment is applied whether or not there is a file, after the sink flag (an
+    http(s):// sink takes the LOGPIPE_ES_* variables); no flag here feeds a setting that a
+    variable also feeds, so the order flag > environment > file holds."""
+    cfg = load_config(config_file, env=False) if config_file else Config()
     if paths:
         template = cfg.inputs[0] if cfg.inputs else InputConfig()
         cfg.inputs = [InputConfig(paths=list(paths), exclude=list(template.exclude), format=template.format,
@@ -52,6 +56,7 @@ def build_config(config_file: str | None, paths: tuple[str, ...], *, sink: str |
         cfg.sink.url = sink
     if checkpoint:
         cfg.pipeline.checkpoint_path = checkpoint
+    apply_env(cfg)
     return cfg
 
 
