@@ -4,10 +4,15 @@
 A generation is compressed under a temporary name and renamed into place, so a reader
 never sees a half-written `.gz`; if compression fails the generation is kept
 uncompressed rather than lost.
+
+A failed write (full disk, quota) raises `WriteFailed` with the number of lines that did
+not make it whole, and the next write starts on a fresh line, so a record written once
+space returns is never glued onto the torn end of a lost one.
 """
 
 from __future__ import annotations
 
+import errno
 import gzip
 import os
 import re
@@ -24,35 +29,74 @@ def _now() -> float:
     return time.time()
 
 
+class WriteFailed(OSError):
+    """A batch was not (completely) written: `lost_lines` lines are not in the file whole;
+    the first `written` bytes of the batch are."""
+
+    def __init__(self, path: Path, lost_lines: int, cause: OSError, written: int = 0) -> None:
+        super().__init__(cause.errno, f"{cause.strerror or cause}")
+        self.path = path
+        self.lost_lines = lost_lines
+        self.cause = cause
+        self.written = written
+
+
 class LogFile:
-    """An append-only file; `write` takes a batch of lines."""
+    """An append-only file; `write` takes a batch of lines.
+
+    Unbuffered on purpose: a short write must be seen here, not retried later by a buffer
+    that would append the rest of a torn line after newer records."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._fh: IO[bytes] | None = None
         self.size = 0
+        self._line_start = True  # the file ends with a newline (or is empty)
         self._open()
 
     def _open(self) -> None:
-        self._fh = open(self.path, "ab")  # noqa: SIM115 - lives as long as the writer
+        self._fh = open(self.path, "ab", buffering=0)  # noqa: SIM115 - lives as long as the writer
         self.size = self._fh.tell()
+        self._line_start = self.size == 0 or _last_byte(self.path, self.size) == b"\n"
 
     def write(self, data: bytes | bytearray) -> None:
-        """Append complete lines (one write + flush per batch)."""
+        """Append complete lines (one write per batch); WriteFailed says how many were lost."""
         self._append(data)
 
     def _append(self, data: bytes | bytearray | memoryview) -> None:
         if self._fh is None:
             self._open()
         assert self._fh is not None
-        self._fh.write(data)
-        self._fh.flush()
-        self.size += len(data)
+        fresh_line = not self._line_start  # a previous write tore a line: end it first
+        view = memoryview(b"\n" + bytes(data)) if fresh_line else memoryview(data)
+        done = 0
+        try:
+            while done < len(view):
+                n = self._fh.write(view[done:])
+                if not n:
+                    raise OSError(errno.EIO, "write wrote nothing")
+                done += n
+                self._line_start = view[done - 1] == 0x0A
+        except OSError as exc:
+            lost = view[done:].tobytes().count(b"\n") - (1 if fresh_line and done == 0 else 0)
+            raise WriteFailed(self.path, lost, exc, max(0, done - fresh_line)) from None
+        finally:
+            self.size += done
 
     def close(self) -> None:
         if self._fh is not None:
             self._fh.close()
             self._fh = None
+
+
+def _last_byte(path: Path, size: int) -> bytes:
+    """The byte before `size` (a file left by a crash or a full disk may end mid-line)."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(size - 1)
+            return fh.read(1)
+    except OSError:
+        return b"\n"
 
 
 def gzip_file(src: Path, dst: Path) -> None:
@@ -94,14 +138,22 @@ class SizeRotatingFile(LogFile):
             cut = data.rfind(b"\n", len(data) - len(view), len(data) - len(view) + room) if room > 0 else -1
             if cut >= 0:
                 done = cut + 1 - (len(data) - len(view))
-                self._append(view[:done])
+                self._append_part(view, done)
                 view = view[done:]
             elif self.size == 0:  # one line longer than max_bytes: it gets a file of its own
                 end = data.find(b"\n", len(data) - len(view))
                 done = (end + 1 if end >= 0 else len(data)) - (len(data) - len(view))
-                self._append(view[:done])
+                self._append_part(view, done)
                 view = view[done:]
             self.rotate()
+
+    def _append_part(self, view: memoryview, done: int) -> None:
+        """Append view[:done]; a failure also counts the lines of the batch after it as lost."""
+        try:
+            self._append(view[:done])
+        except WriteFailed as exc:
+            raise WriteFailed(self.path, exc.lost_lines + view[done:].tobytes().count(b"\n"), exc.cause,
+                              exc.written) from None
 
     def generation(self, n: int) -> Path:
         return self.path.with_name(f"{self.path.name}.{n}.gz")

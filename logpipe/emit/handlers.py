@@ -4,7 +4,11 @@ The caller's thread only captures an entry and queues it (EntryQueueHandler); on
 background thread drains the queue in batches (BatchListener), so a slow disk never
 blocks a request, and the Writer scrubs, renders and routes each batch: access records
 to access.log, others to app.log (and error.log from ERROR up), plus the console. Each
-file gets one write + flush per batch instead of per record.
+file gets one write per batch instead of per record.
+
+Records a file could not take (full disk) are counted per file, said on stderr when the
+failures start and when they stop, and reported by a warning record with
+`dropped_records` written into app.log with the first batch that goes through.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import orjson
 
 from logpipe import fields as F
 from logpipe.emit import render
-from logpipe.emit.files import LogFile, warn_once
+from logpipe.emit.files import LogFile, WriteFailed, warn_once
 from logpipe.emit.processors import Entry, entry_from_record
 from logpipe.emit.scrubbing import EmitScrubber
 from logpipe.scrub import Scrubber
@@ -84,6 +88,9 @@ class Writer:
         self.console_level = console_level
         self.stamp = render.TimestampFormatter()
         self.failures = 0
+        self.lost_total = 0  # records a log file could not take, since start
+        self._lost: dict[str, tuple[int, str]] = {}  # file name -> (records, last error) not yet reported
+        self._failing: set[str] = set()  # files whose last write failed
 
     def record(self, entry: Entry) -> dict[str, Any]:
         """Entry -> scrubbed record dict in schema order (logpipe field names)."""
@@ -149,23 +156,82 @@ class Writer:
                     con.append(render.pretty(rec, console.colour))  # type: ignore[union-attr]
                 else:
                     con_bytes += data
+        notice_names, notice = self._lost_notice() if self.app is not None else ([], b"")
+        if notice:
+            app[:0] = notice
         sinks: tuple[tuple[Any, Any], ...] = (
             (self.app, app), (self.error, err), (self.access, acc), (console, "".join(con) if pretty else con_bytes))
         for sink, chunk in sinks:
             if sink is not None and chunk:
+                noticed = bool(notice) and sink is self.app
                 try:
                     sink.write(chunk)
+                except WriteFailed as exc:
+                    reported = noticed and exc.written >= len(notice)
+                    if reported:
+                        self._reported(notice_names)
+                    self._write_failed(sink, exc.lost_lines - (1 if noticed and not reported else 0), exc.cause)
                 except Exception as exc:
                     self.failures += 1
                     warn_once(f"logpipe: cannot write to {getattr(sink, 'path', 'stdout')}: {exc}")
+                else:
+                    if noticed:
+                        self._reported(notice_names)
+                    self._write_ok(sink)
+
+    def _reported(self, names: list[str]) -> None:
+        for name in names:
+            self._lost.pop(name, None)
+
+    def _write_failed(self, sink: LogFile, lost: int, cause: OSError) -> None:
+        """Count the records and say so at once on stderr (once per failing spell, not per batch)."""
+        name = sink.path.name
+        self.failures += 1
+        self.lost_total += lost
+        n, _ = self._lost.get(name, (0, ""))
+        self._lost[name] = (n + lost, str(cause))
+        if name not in self._failing:
+            self._failing.add(name)
+            _stderr(f"logpipe: cannot write to {sink.path}: {cause}; log records are being lost "
+                    f"({lost} so far); a record with dropped_records will count them once it can be written")
+
+    def _write_ok(self, sink: Any) -> None:
+        name = getattr(sink, "path", None)
+        if name is not None and name.name in self._failing:
+            self._failing.discard(name.name)
+            _stderr(f"logpipe: {sink.path} is writable again; {self.lost_total} log records lost in all")
+
+    def _lost_notice(self) -> tuple[list[str], bytes]:
+        """The warning line for records lost so far, to go first into app.log, and the file
+        names it covers; nothing when nothing was lost."""
+        if not self._lost:
+            return [], b""
+        names = sorted(self._lost)
+        n = sum(self._lost[name][0] for name in names)
+        record = logging.LogRecord(
+            "logpipe", logging.WARNING, __file__, 0, "logpipe: %d log records lost: %s could not be written (%s)",
+            (n, ", ".join(names), "; ".join(sorted({self._lost[name][1] for name in names}))), None)
+        record.dropped_records = n
+        record.dropped_from = names
+        return names, self.line(self.record(entry_from_record(record)))
 
     def close(self) -> None:
+        if self._lost and self.app is not None:
+            self.process([])  # last chance for the dropped_records record
         for sink in (self.app, self.error, self.access, self.console):
             if sink is not None:
                 try:
                     sink.close()
                 except Exception:
                     pass
+
+
+def _stderr(message: str) -> None:
+    try:
+        sys.stderr.write(message + "\n")
+        sys.stderr.flush()
+    except Exception:
+        pass
 
 
 class QueueGate:
@@ -286,6 +352,19 @@ class BatchListener(logging.handlers.QueueListener):
             except queue.Empty:
                 break
         self._run(leftovers, self._sentinel)  # also reports drops not yet written
+
+    def stop(self, timeout: float | None = None) -> bool:  # type: ignore[override]
+        """Ask the thread to finish what is queued; False if it is still busy after `timeout`
+        (a hung disk): the thread is a daemon, so it cannot keep the process alive."""
+        thread = self._thread
+        if thread is None:
+            return True
+        self.enqueue_sentinel()
+        thread.join(timeout)
+        if thread.is_alive():
+            return False
+        self._thread = None
+        return True
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Block until everything queued so far is written (True) or `timeout` passes."""

@@ -12,6 +12,7 @@ import os
 import queue
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -248,19 +249,40 @@ def flush_logging(timeout: float = 5.0) -> bool:
     return st.listener.flush(timeout)
 
 
-def shutdown_logging() -> None:
-    """Flush and close everything; records logged before this call are on disk afterwards."""
+def shutdown_logging(timeout: float = 5.0) -> bool:
+    """Flush and close everything; records logged before this call are on disk afterwards.
+
+    Waits at most `timeout` seconds for the writer: with a disk that hangs, it says on stderr
+    that records are left unwritten and returns False, so the process can still exit."""
     global _state
     with _lock:
         st = _state
         if st is None:
-            return
+            return True
         root = logging.getLogger()
         root.removeHandler(st.handler)
         _state = None
+        deadline = time.monotonic() + max(0.0, timeout)
         try:
-            st.listener.stop()
+            finished = st.listener.stop(timeout)
         except Exception:
-            pass
-        st.listener.drain()
-        st.listener.writer.close()
+            finished = True
+        if finished:
+            closer = threading.Thread(target=_drain_and_close, args=(st.listener,), name="logpipe-close",
+                                      daemon=True)
+            try:
+                closer.start()
+            except RuntimeError:  # no new threads this late in interpreter shutdown
+                _drain_and_close(st.listener)
+            else:
+                closer.join(max(0.0, deadline - time.monotonic()))
+                finished = not closer.is_alive()
+        if not finished:
+            sys.stderr.write(f"logpipe: the log writer did not finish within {timeout:g}s (is the disk hung?); "
+                             f"records still queued were not written\n")
+        return finished
+
+
+def _drain_and_close(listener: H.BatchListener) -> None:
+    listener.drain()
+    listener.writer.close()
