@@ -29,7 +29,7 @@ def command() -> None:
 @click.option("--ca-file", default="", help="CA bundle for TLS verification (or LOGPIPE_ES_CA_FILE).")
 @click.option("--insecure", is_flag=True, help="Skip TLS verification (never in production).")
 @click.option("--dir", "directory", type=click.Path(file_okay=False), default=None,
-              help="Directory with index-template.json, ilm-policy.json, kibana-objects.ndjson (default: the repo's elasticsearch/).")
+              help="Directory with index-template.json, ilm-policy.json, kibana-objects.ndjson (default: the ones shipped with logpipe).")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False),
               help="Sidecar TOML: its [sink] (when Elasticsearch) gives the URL and credentials.")
 def setup(url: str | None, ca_file: str, insecure: bool, directory: str | None, config_file: str | None) -> None:

@@ -1,4 +1,7 @@
-"""Install the files in `elasticsearch/` (index template, ILM policy) idempotently.
+"""Install the index template and ILM policy (`logpipe/assets/elasticsearch/`) idempotently.
+
+The files ship inside the package so an installed `logpipe es setup` finds them; the
+repository's `elasticsearch/` is a symlink to that directory (one copy, nothing to drift).
 
 Each installed object carries a hash of the file's canonical JSON in its `_meta`, so a second
 run compares hashes and reports "unchanged" instead of rewriting (and without depending on how
@@ -47,15 +50,15 @@ class Step:
 
 
 def default_assets_dir() -> Path:
-    """The repository's `elasticsearch/` directory (next to the logpipe package)."""
-    return Path(__file__).resolve().parents[2] / "elasticsearch"
+    """The template files shipped in the package (package data, also in a wheel)."""
+    return Path(__file__).resolve().parents[1] / "assets" / "elasticsearch"
 
 
 def _load_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise SetupError(f"{path}: file not found (pass --dir with the repo's elasticsearch/ directory)") from None
+        raise SetupError(f"{path}: file not found (pass --dir with a directory holding {TEMPLATE_FILE} and {POLICY_FILE})") from None
     except json.JSONDecodeError as exc:
         raise SetupError(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
     if not isinstance(data, dict):
