@@ -298,6 +298,21 @@ def test_ca_file_flag_beats_the_variable(command: str, workdir: Path, pki: tuple
     assert proc.returncode == 0, proc.stderr
 
 
+@pytest.mark.parametrize("command", ES_COMMANDS)
+def test_credentials_in_the_url_flag_beat_the_variables(command: str, workdir: Path) -> None:
+    header = "Basic " + base64.b64encode(b"flaguser:flagpass").decode()
+    es = FakeES(expect_auth=header)
+    try:
+        url = es.url.replace("http://", "http://flaguser:flagpass@")
+        proc = logpipe(workdir, command_args(command, url, None),
+                       {"LOGPIPE_ES_USERNAME": "envuser", "LOGPIPE_ES_PASSWORD": "envpass"})
+    finally:
+        es.close()
+    assert proc.returncode == 0, proc.stderr
+    assert {auth for _, _, auth in es.requests} == {header}
+    assert "flagpass" not in proc.stdout + proc.stderr
+
+
 def test_every_documented_variable_is_covered_here() -> None:
     covered = {*FORWARD_VARS, *ES_AUTH, "LOGPIPE_ES_CA_FILE", "LOGPIPE_ES_URL", "LOGPIPE_SCRUB_KEY",
                "LOGPIPE_ALERT_WEBHOOK"}

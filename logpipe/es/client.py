@@ -50,12 +50,15 @@ class EsOptions:
         )
 
     def resolved(self) -> EsOptions:
-        """Fill credentials from the URL and LOGPIPE_ES_* env vars; strip them from the URL."""
+        """Fill credentials from the URL and LOGPIPE_ES_* env vars; strip them from the URL.
+
+        Credentials written into the URL win over the fields (the most explicit place, and
+        usually a command-line flag); empty fields fall back to the environment."""
         parts = urlsplit(self.url.strip())
         username, password = self.username, self.password
-        if parts.username and not username:
+        if parts.username:
             username = parts.username
-            password = password or (parts.password or "")
+            password = parts.password if parts.password is not None else password
         host = parts.hostname or ""
         if ":" in host:
             host = f"[{host}]"
