@@ -193,6 +193,24 @@ def test_es_credential_variable_reaches_the_server(var: str, command: str, with_
 
 
 @pytest.mark.parametrize("with_config", [False, True], ids=["env-only", "env-over-config"])
+@pytest.mark.parametrize("command", ["tail", "replay"])
+@pytest.mark.parametrize("var", ["LOGPIPE_USERNAME", "LOGPIPE_PASSWORD"])
+def test_sink_user_variables_reach_an_elasticsearch_sink(var: str, command: str, with_config: bool,
+                                                         workdir: Path) -> None:
+    """The direct road (README, security): LOGPIPE_USERNAME / LOGPIPE_PASSWORD are the sink's basic auth."""
+    header = "Basic " + base64.b64encode(b"bob:pw-right").decode()
+    es = FakeES(expect_auth=header)
+    try:
+        file_values = {FORWARD_VARS[var]: "wrong"} if with_config else None
+        proc = run_case(workdir, command, es.url, {"LOGPIPE_USERNAME": "bob", "LOGPIPE_PASSWORD": "pw-right"},
+                        file_values)
+    finally:
+        es.close()
+    assert proc.returncode == 0, proc.stderr
+    assert any(path.endswith("/_bulk") for _, path, _ in es.requests)
+
+
+@pytest.mark.parametrize("with_config", [False, True], ids=["env-only", "env-over-config"])
 @pytest.mark.parametrize("command", ES_COMMANDS)
 def test_es_ca_file_variable_verifies_the_server(command: str, with_config: bool, workdir: Path,
                                                  pki: tuple[Pki, Pki]) -> None:

@@ -72,9 +72,11 @@ def test_wheel_in_a_fresh_venv_runs_the_main_job_and_es_setup(tmp_path: Path, es
         assert f"logpipe/assets/elasticsearch/{name}" in names, f"the wheel lacks {name}"
 
     venv = tmp_path / "venv"
-    _run([sys.executable, "-m", "venv", str(venv)], tmp_path, env)
+    # --without-pip + pip's --python: no ensurepip needed (Debian's python3 lacks it without python3-venv)
+    _run([sys.executable, "-m", "venv", "--without-pip", str(venv)], tmp_path, env)
     bindir = venv / "bin"
-    _run([str(bindir / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check", str(wheel)], run, env)
+    _run([sys.executable, "-m", "pip", "--python", str(bindir / "python"), "install", "-q",
+          "--disable-pip-version-check", str(wheel)], run, env)
     where = _run([str(bindir / "python"), "-c", "import logpipe; print(logpipe.__file__)"], run, env).stdout.strip()
     assert Path(where).is_relative_to(venv), f"logpipe imported from {where}, not the venv"
 
