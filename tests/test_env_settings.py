@@ -18,6 +18,7 @@ import ssl
 import subprocess
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -274,20 +275,61 @@ def test_scrub_key_variable_keys_the_pseudonyms(command: str, workdir: Path, mon
 # -- the alert webhook ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("with_config", [False, True], ids=["env-only", "env-over-config"])
-def test_alert_webhook_variable_reaches_the_tail_config(with_config: bool, tmp_path: Path,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    """`tail` is the only command with alerts; the rules engine itself is tested in
-    test_alerts_webhook.py, so here the setting the command builds is checked."""
-    from logpipe.commands.tail import build_config
+class Webhook:
+    """Collects the JSON bodies POSTed to it."""
 
-    config = None
+    def __init__(self) -> None:
+        self.bodies: list[dict[str, Any]] = []
+        hook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:  # noqa: N802
+                hook.bodies.append(json.loads(self.rfile.read(int(self.headers.get("content-length") or 0))))
+                self.send_response(200)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("with_config", [False, True], ids=["env-only", "env-over-config"])
+def test_alert_webhook_variable_receives_the_alert(with_config: bool, tmp_path: Path) -> None:
+    """`tail` is the only command with alerts: a 5xx burst fires a rule, the POST goes to the
+    variable's URL. Follow mode (alert rules are evaluated every few seconds), stopped once
+    the webhook has its alert or after a bounded wait."""
+    (tmp_path / "access.log").write_text("".join(
+        f'127.0.0.1 - - [24/Nov/2026:07:00:{i:02d} +0000] "GET /api/x/{i} HTTP/1.1" 503 12 "-" "curl/8"\n'
+        for i in range(40)))
+    (tmp_path / "rules.toml").write_text('[[rules]]\nname = "burst"\nmetric = "error_rate"\nwindow = "1m"\n'
+                                         'comparison = ">"\nthreshold = 0.05\nfor = "0s"\nmin_count = 1\n')
+    args = ["tail", "access.log", "--sink", "-", "--checkpoint", "cp.json", "--alerts", "rules.toml"]
     if with_config:
-        config = tmp_path / "sidecar.toml"
-        config.write_text('[alerts]\nwebhook_url = "http://127.0.0.1:9/file"\n')
-    monkeypatch.setenv("LOGPIPE_ALERT_WEBHOOK", "http://127.0.0.1:8/env")
-    cfg = build_config(str(config) if config else None, ("app.log",))
-    assert cfg.alerts.webhook_url == "http://127.0.0.1:8/env"
+        (tmp_path / "sidecar.toml").write_text(f'[alerts]\nwebhook_url = "{DEAD_URL}/file"\n')
+        args += ["--config", "sidecar.toml"]
+    hook = Webhook()
+    base = {k: v for k, v in os.environ.items() if not k.startswith("LOGPIPE_")}
+    proc = subprocess.Popen([sys.executable, "-m", "logpipe", *args], cwd=tmp_path,
+                            env={**base, "PYTHONPATH": str(REPO), "LOGPIPE_ALERT_WEBHOOK": hook.url},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not hook.bodies and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+        hook.close()
+    assert [b["alert"]["alert.name"] for b in hook.bodies][:1] == ["burst"], err
 
 
 # -- flags beat the environment ---------------------------------------------------------------------
