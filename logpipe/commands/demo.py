@@ -55,7 +55,7 @@ class ShopApp:
     ROUTES: tuple[tuple[str, str, int], ...] = (
         ("GET", "/api/v1/items/{id}", 40), ("GET", "/api/v1/items", 15), ("POST", "/api/v1/orders", 10),
         ("GET", "/api/v1/orders/{id}", 10), ("POST", "/api/v1/login", 6), ("POST", "/api/v1/payments", 5),
-        ("GET", "/healthz", 10), ("GET", "/api/v1/users/{id}/invoices", 4),
+        ("GET", "/healthz", 10), ("GET", "/api/v1/users/{id}", 6), ("GET", "/api/v1/users/{id}/invoices", 4),
     )
 
     def __init__(self, rng: random.Random, clock: SimClock) -> None:
