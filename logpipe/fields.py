@@ -87,6 +87,13 @@ ECS_MAP: dict[str, str] = {
 ERROR_LEVELS = frozenset({"error", "critical", "fatal", "alert", "emergency"})
 
 
+def is_access(record: dict[str, Any]) -> bool:
+    """One request's record: it has both `method` and `status` (what the middleware and the
+    access-log parsers write). An error record that names the request's method and path is not
+    one: counting it would count the request twice."""
+    return STATUS in record and METHOD in record
+
+
 def record_kind(record: dict[str, Any]) -> str:
     """Classify a record as access / error / app (or metric / alert for derived records).
 
@@ -96,7 +103,7 @@ def record_kind(record: dict[str, Any]) -> str:
     derived = record.get(EVENT_KIND)
     if derived:
         return str(derived)
-    if STATUS in record and METHOD in record:
+    if is_access(record):
         return "access"
     if str(record.get(LEVEL, "")).lower() in ERROR_LEVELS:
         return "error"

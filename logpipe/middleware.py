@@ -28,8 +28,9 @@ from typing import Any
 
 from logpipe import fields as F
 from logpipe.emit.context import bind_context, request_context
+from logpipe.metrics.routes import normalise_path
 
-__all__ = ["LoggingMiddleware", "WSGILoggingMiddleware", "sane_request_id", "resolve_client_ip"]
+__all__ = ["LoggingMiddleware", "WSGILoggingMiddleware", "access_route", "sane_request_id", "resolve_client_ip"]
 
 ACCESS_LOGGER = "logpipe.access"
 ERROR_LOGGER = "logpipe.request"
@@ -116,9 +117,7 @@ class _AccessLog:
 
     def emit(self, *, method: str, path: str, query: str, route: str | None, status: int, duration_ms: float,
              client_ip: str | None, user_agent: str | None, nbytes: int) -> None:
-        extra: dict[str, Any] = {F.METHOD: method, F.PATH: path}
-        if route:
-            extra[F.ROUTE] = route
+        extra: dict[str, Any] = {F.METHOD: method, F.PATH: path, F.ROUTE: access_route(route, path)}
         extra[F.STATUS] = status
         extra[F.DURATION_MS] = round(duration_ms, 3)
         extra[F.CLIENT_IP] = client_ip
@@ -129,6 +128,13 @@ class _AccessLog:
         lv = self.level(status, duration_ms)
         if self.access.isEnabledFor(lv):
             self.access.log(lv, "%s %s %s %.1fms", method, path, status, duration_ms, extra=extra)
+
+
+def access_route(template: str | None, path: str) -> str:
+    """The access record's `route`: the framework's template when it knows one (Starlette/FastAPI
+    route path, Flask url_rule), else the path as the metrics normalise it (/users/42 ->
+    /users/{id}), so `route:"/users/{id}"` finds the requests the metrics count under it."""
+    return template or normalise_path(path)
 
 
 def _header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> str | None:

@@ -75,6 +75,7 @@ class Batch:
     nbytes: int = 0
     dropped: dict[str, int] = field(default_factory=dict)
     started: float = 0.0
+    derived: int = 0  # metric/alert/summary records among `records` (event.kind; not log lines)
 
 
 class _StreamState:
@@ -114,6 +115,7 @@ def _merge(parts: list[Batch]) -> Batch:
         for reason, n in part.dropped.items():
             merged.dropped[reason] = merged.dropped.get(reason, 0) + n
         merged.nbytes += part.nbytes
+        merged.derived += part.derived
     return merged
 
 
@@ -237,7 +239,9 @@ class Pipeline:
     def _finish(self) -> None:
         try:
             if not self._fatal:
-                self._batch.records.extend(self._final_records())
+                final = self._final_records()
+                self._batch.records.extend(final)
+                self._batch.derived += len(final)
                 self._submit()
         finally:
             self._queue.put(None)
@@ -528,10 +532,12 @@ class Pipeline:
 
     def _deliver(self, batch: Batch) -> None:
         records = batch.records
+        derived = batch.derived
         if self.tap is not None:
             extra = self.tap.drain_records()
             if extra:
                 records = records + derived_ids(extra)
+                derived += len(extra)
         result = SendResult()
         t0 = time.monotonic()
         if records:
@@ -554,6 +560,7 @@ class Pipeline:
             return
         stats = self.stats
         stats.delivered += result.delivered
+        stats.derived += min(derived, result.delivered)
         stats.duplicates += result.duplicates
         stats.dead_lettered += result.dead_lettered
         stats.last_ack_at = time.time()

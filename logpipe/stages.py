@@ -56,6 +56,7 @@ class PipelineStats:
     records_parsed: int = 0
     parse_failures: int = 0
     delivered: int = 0
+    derived: int = 0  # metric/alert records (event.kind) the pipeline made, among `delivered`
     duplicates: int = 0
     dead_lettered: int = 0
     dropped: dict[str, int] = field(default_factory=dict)  # reason -> count (throttle, filter, ...)

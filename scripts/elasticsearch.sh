@@ -5,22 +5,32 @@
 #   scripts/elasticsearch.sh stop     # SIGTERM, wait, then KILL
 #   scripts/elasticsearch.sh status   # exit 0 and print the URL when running and healthy
 #   scripts/elasticsearch.sh url      # print the URL
+#   scripts/elasticsearch.sh cache    # print the cache directory
 #
-# Environment: LOGPIPE_CACHE (default ~/.cache/logpipe), LOGPIPE_ES_PORT (default 9200),
-# LOGPIPE_ES_VERSION (default 8.19.21), ES_JAVA_HOME (default: newest JDK >= 17 found),
-# LOGPIPE_ES_HEAP (default 512m). Elasticsearch refuses to run as root, so as root the node runs
-# as the unprivileged user logpipe-es (created when missing).
+# Environment: LOGPIPE_CACHE (default ~/.cache/logpipe; as root /var/cache/logpipe),
+# LOGPIPE_ES_PORT (default 9200), LOGPIPE_ES_VERSION (default 8.19.21), ES_JAVA_HOME (default:
+# newest JDK >= 17 found), LOGPIPE_ES_HEAP (default 512m).
+#
+# As root: Elasticsearch refuses to run as root, so the node runs as the unprivileged user
+# logpipe-es (created when missing), and the cache defaults to /var/cache/logpipe, a directory
+# that user can reach, instead of root's home. This script never changes the mode of a directory
+# it did not create: a LOGPIPE_CACHE the user cannot reach is an error saying so. A zip already
+# downloaded into /root/.cache/logpipe by an older version is copied, not downloaded again.
 set -euo pipefail
 
 VERSION="${LOGPIPE_ES_VERSION:-8.19.21}"
 PORT="${LOGPIPE_ES_PORT:-9200}"
 HEAP="${LOGPIPE_ES_HEAP:-512m}"
-CACHE="${LOGPIPE_CACHE:-$HOME/.cache/logpipe}/es"
+if [[ "$(id -u)" == 0 ]]; then DEFAULT_CACHE=/var/cache/logpipe; else DEFAULT_CACHE="$HOME/.cache/logpipe"; fi
+CACHE="${LOGPIPE_CACHE:-$DEFAULT_CACHE}/es"
 ZIP="$CACHE/elasticsearch-$VERSION.zip"
 HOME_DIR="$CACHE/elasticsearch-$VERSION"
 DATA_DIR="$CACHE/data-$PORT"
 LOG_DIR="$CACHE/logs-$PORT"
 PID_FILE="$CACHE/es-$PORT.pid"
+# A node started by an older version of this script (cache in root's home) is still found.
+LEGACY_PID_FILE="$HOME/.cache/logpipe/es/es-$PORT.pid"
+if [[ -z "${LOGPIPE_CACHE:-}" && ! -f "$PID_FILE" && -f "$LEGACY_PID_FILE" ]]; then PID_FILE="$LEGACY_PID_FILE"; fi
 URL="http://127.0.0.1:$PORT"
 RUN_USER="logpipe-es"
 WAIT_S="${LOGPIPE_ES_WAIT_S:-120}"
@@ -58,6 +68,11 @@ find_java() {
 download() {
   mkdir -p "$CACHE"
   [[ -s "$ZIP" ]] && return
+  local old="$HOME/.cache/logpipe/es/elasticsearch-$VERSION.zip"
+  if [[ -s "$old" && "$old" != "$ZIP" ]]; then
+    log "copying $old (downloaded earlier) to $ZIP"
+    cp "$old" "$ZIP.tmp" && mv "$ZIP.tmp" "$ZIP" && return
+  fi
   command -v mvn >/dev/null || die "Elasticsearch $VERSION not cached at $ZIP and mvn is not installed"
   log "downloading Elasticsearch $VERSION (integ-test-zip) from Maven Central ..."
   if ! mvn -q dependency:copy \
@@ -79,20 +94,25 @@ unpack() {
   rm -rf "$tmp"
 }
 
-# As root: make sure the unprivileged user exists and can reach and own the cache dir.
-prepare_user() {
+# As root: make sure the unprivileged user exists and can reach the cache dir (checked, never
+# granted: changing the mode of someone's directories is not this script's business).
+check_user() {
   [[ "$(id -u)" == 0 ]] || return 0
   id "$RUN_USER" >/dev/null 2>&1 || useradd -r -M -s /usr/sbin/nologin "$RUN_USER" \
     || die "cannot create user $RUN_USER (Elasticsearch refuses to run as root)"
   local dir
   dir="$(dirname "$CACHE")"
+  while [[ ! -d "$dir" ]]; do dir="$(dirname "$dir")"; done  # what exists already; the rest we create
   while [[ "$dir" != "/" ]]; do
-    if ! runuser -u "$RUN_USER" -- test -x "$dir" 2>/dev/null; then
-      log "granting $RUN_USER traverse (o+x) on $dir"
-      chmod o+x "$dir"
-    fi
+    runuser -u "$RUN_USER" -- test -x "$dir" 2>/dev/null \
+      || die "the node runs as $RUN_USER, which cannot enter $dir; set LOGPIPE_CACHE to a directory it can reach (default as root: /var/cache/logpipe)"
     dir="$(dirname "$dir")"
   done
+}
+
+# As root: the node's user owns what it writes (the unpacked node, data, logs).
+own_files() {
+  [[ "$(id -u)" == 0 ]] || return 0
   chown -R "$RUN_USER" "$HOME_DIR" "$DATA_DIR" "$LOG_DIR"
   chown "$RUN_USER" "$CACHE"
 }
@@ -113,11 +133,12 @@ start() {
     if curl -fsS --max-time 2 "$URL" >/dev/null 2>&1; then
       die "something else already answers on $URL; set LOGPIPE_ES_PORT or stop it"
     fi
+    check_user
     download
     unpack
     mkdir -p "$DATA_DIR" "$LOG_DIR"
     rm -f "$PID_FILE"
-    prepare_user
+    own_files
     local java_home
     java_home="$(find_java)"
     log "starting Elasticsearch $VERSION on $URL (java: $java_home, heap $HEAP)"
@@ -168,6 +189,7 @@ case "${1:-}" in
   restart) stop; start ;;
   status) status ;;
   url) echo "$URL" ;;
+  cache) echo "$CACHE" ;;
   pid) pid_alive && cat "$PID_FILE" ;;
-  *) die "usage: $0 start|stop|restart|status|url|pid" ;;
+  *) die "usage: $0 start|stop|restart|status|url|cache|pid" ;;
 esac

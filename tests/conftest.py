@@ -3,29 +3,25 @@
 from __future__ import annotations
 
 import os
-import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from es_node import local_node
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
-def es_url() -> str:
+def es_url() -> Iterator[str]:
     """URL of a real Elasticsearch: $LOGPIPE_TEST_ES_URL, else the local node of scripts/elasticsearch.sh.
 
-    The node is started when not running (idempotent; a running one is reused) and left running
-    for later sessions. It never skips: no Elasticsearch is a test failure.
+    A node that is already running is reused and left running; one this session starts is
+    stopped at its end (tests/es_node.py). It never skips: no Elasticsearch is a test failure.
     """
     url = os.environ.get("LOGPIPE_TEST_ES_URL", "").strip()
     if url:
-        return url.rstrip("/")
-    script = REPO / "scripts" / "elasticsearch.sh"
-    try:
-        proc = subprocess.run(["bash", str(script), "start"], capture_output=True, text=True, timeout=300)
-    except subprocess.TimeoutExpired:
-        pytest.fail("scripts/elasticsearch.sh start did not finish within 300 s")
-    if proc.returncode != 0:
-        pytest.fail(f"could not start Elasticsearch (scripts/elasticsearch.sh start):\n{proc.stderr[-3000:]}")
-    return proc.stdout.strip().splitlines()[-1]
+        yield url.rstrip("/")
+        return
+    with local_node(REPO / "scripts" / "elasticsearch.sh") as node:
+        yield node

@@ -39,6 +39,10 @@ def test_replaying_an_archive_twice_leaves_one_document_per_line(es_url: str, tm
         for attempt in (1, 2):
             res = runner.invoke(cli, ["replay", str(tmp_path / "archive"), "--sink", es_url, "--no-progress"])
             assert res.exit_code == 0, f"replay #{attempt}: {res.output}"
+            said = res.stderr.strip().splitlines()[-1]
+            # the second run delivers nothing new and says why, instead of a bare "0 records"
+            want = f"{lines:,} records from 2 files" if attempt == 1 else "0 records from 2 files"
+            assert want in said and (attempt == 1 or f"{lines:,} already present" in said), said
             client.indices.refresh(index=f"logpipe-{svc}-*")
             assert client.count(index=f"logpipe-{svc}-*")["count"] == lines
     finally:

@@ -34,10 +34,9 @@ def _num(v: Any) -> float:
 
 
 def _reference(records: list[Any]) -> dict[str, Any]:
-    """What extract must count, one record at a time."""
-    access = [r for r in records if "method" in r and KIND not in r]
-    if access and not any(k in access[0] for k in ("status", "path", "route")):
-        access = [r for r in access if "status" in r or "path" in r or "route" in r]
+    """What extract must count, one record at a time: a request is a record with a method and
+    a status (and no event.kind), whatever the records around it."""
+    access = [r for r in records if isinstance(r, dict) and "method" in r and "status" in r and KIND not in r]
     any_route = any(r.get("route") for r in access)
     counts: Counter[tuple[str, str, int]] = Counter()
     invalid: Counter[tuple[str, str]] = Counter()
@@ -59,7 +58,8 @@ def _reference(records: list[Any]) -> dict[str, Any]:
             sum_ms[key] += d
         else:
             invalid[key] += 1
-    levels = Counter(r["level"] for r in records if "method" not in r and KIND not in r and "level" in r)
+    levels = Counter(r["level"] for r in records
+                     if not any(r is a for a in access) and KIND not in r and "level" in r)
     excs = Counter(str(r[EXC].get("type") or "Exception") if isinstance(r[EXC], dict) else "Exception"
                    for r in records if EXC in r and KIND not in r)
     return {"access": access, "counts": counts, "invalid": invalid, "no_dur": no_dur, "sum_ms": sum_ms,
@@ -149,6 +149,7 @@ def test_access_only_batches_take_the_fast_path_and_match() -> None:
         for r in b:
             r["method"] = "GET"
             r["path"] = r["path"] or "/"
+            r.setdefault("status", 200)
     total: Counter[Any] = Counter()
     for b in batches:
         batch = agg.observe(b)
@@ -185,12 +186,32 @@ def test_non_dict_records_fall_back_to_the_general_path() -> None:
     assert agg.total.records == 4
 
 
-def test_first_access_record_without_fields_filters_the_batch() -> None:
-    records = [{"method": "GET"}, {"method": "GET", "path": "/p/1", "status": 500}, {"method": "HEAD"}]
-    agg = Aggregator(windowed=False)
-    batch = agg.observe(records)
-    assert batch is not None and batch.n_access == 1
-    _assert_same(_observed(agg), _reference(records))
+def test_records_without_a_status_are_not_requests_wherever_they_stand() -> None:
+    request = {"method": "GET", "path": "/p/1", "status": 500, "duration_ms": 3.0}
+    error = {"level": "error", "method": "GET", "path": "/p/1", "message": "unhandled exception in GET /p/1",
+             EXC: {"type": "KeyError"}}
+    for records in ([{"method": "GET"}, request, {"method": "HEAD"}], [request, {"method": "HEAD"}, error],
+                    [error, request], [request, error]):
+        agg = Aggregator(windowed=False)
+        batch = agg.observe(records)
+        assert batch is not None and batch.n_access == 1, records
+        assert agg.total.levels.get("error", 0) == (1 if error in records else 0)
+        _assert_same(_observed(agg), _reference(records))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_counts_do_not_depend_on_the_order_of_a_batch(seed: int) -> None:
+    records = _varied_batch(seed)
+    rng = random.Random(seed)
+    for r in records[::7]:  # error records that name the request, as the middleware writes them
+        if isinstance(r, dict) and "status" not in r and KIND not in r:
+            r.update(method="POST", path=f"/orders/{rng.randint(1, 99)}")
+    want = _reference(records)
+    for _ in range(3):
+        rng.shuffle(records)
+        agg = Aggregator(windowed=False)
+        agg.observe(records)
+        _assert_same(_observed(agg), want)
 
 
 def test_batch_columns_for_report_details() -> None:

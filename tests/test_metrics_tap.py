@@ -32,7 +32,7 @@ def test_bad_input_counts_toward_volume_not_latency() -> None:
     tap.observe([
         _req(dur=10.0), _req(dur=20.0), _req(dur=30.0),
         _req(dur=None),  # no duration: volume + status, no latency
-        _req(status=None, dur=40.0),  # no status: volume + latency, not in error rate
+        {**_req(dur=40.0), "status": None},  # no usable status: volume + latency, not in error rate
         _req(status=500, dur=-5.0),  # negative: invalid
         _req(dur=90_000_000.0),  # more than a day: invalid
         _req(dur="fast"),  # junk: invalid

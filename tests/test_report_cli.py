@@ -70,7 +70,7 @@ def test_request_ids_errors_and_bad_input(tmp_path: Path) -> None:
     lines = json_lines(t)
     bad = [
         {"method": "GET", "path": "/x", "status": 200},  # no duration
-        {"method": "GET", "path": "/x", "duration_ms": 5.0},  # no status
+        {"method": "GET", "path": "/x", "duration_ms": 5.0},  # no status: a log line, not a request
         {"method": "GET", "path": "/x", "status": 200, "duration_ms": -3},  # negative
         {"method": "GET", "path": "/x", "status": 200, "duration_ms": 200_000_000},  # > 1 day
         {"level": "error", "message": "payment failed\nTraceback...",
@@ -82,9 +82,9 @@ def test_request_ids_errors_and_bad_input(tmp_path: Path) -> None:
     (tmp_path / "app.log").write_text("\n".join(lines) + "\n")
     doc = _run(str(tmp_path / "app.log"), "--top", "5")
     o = doc["overall"]
-    assert o["count"] == 2004
+    assert o["count"] == 2003
     assert o["invalid_durations"] == 2
-    assert o["latency_count"] == 2000 + 1  # the record without status still has a latency
+    assert o["latency_count"] == 2000
     assert o["max_ms"] == float(t.duration_ms.max())
     assert doc["parse_failures"] == 1
     slowest = doc["slowest"]
@@ -157,3 +157,18 @@ def test_log_content_is_printed_literally_not_as_rich_markup(tmp_path: Path) -> 
     assert result.exit_code == 0, result.output
     assert "/x/[/]/[bold]y" in result.output and "[red]rid" in result.output
     assert "[link=x]Err" in result.output
+
+
+def test_report_over_all_demo_logs_counts_each_request_once(tmp_path: Path) -> None:
+    """`report 'logs/*.log'` (app and error logs beside the access log) counts the access log's
+    requests, not the error records that name a request's method and path, in any file order."""
+    logs = tmp_path / "logs"
+    result = CliRunner().invoke(cli, ["demo", "--dir", str(logs), "--count", "600"])
+    assert result.exit_code == 0, result.output
+    access = [orjson.loads(x) for x in (logs / "access.log").read_bytes().splitlines()]
+    errors = [orjson.loads(x) for x in (logs / "error.log").read_bytes().splitlines()]
+    assert any("method" in r and "status" not in r for r in errors)  # the case that was counted twice
+    doc = _run(str(logs / "*.log"))
+    assert doc["overall"]["count"] == len(access) == 600
+    assert sum(doc["status_codes"].values()) == 600
+    assert doc["levels"].get("error", 0) >= len([r for r in errors if "status" not in r])

@@ -7,18 +7,18 @@ import struct
 import subprocess
 from pathlib import Path
 
+import pytest
+from browser import find_chromium
 from click.testing import CliRunner
 
 from logpipe.cli import cli
 from logpipe.metrics.synth import combined_lines, traffic
 
-CHROMIUM = "/usr/bin/chromium"
-
 
 def _chromium(page: Path, tmp: Path, name: str) -> tuple[Path, str]:
     shot = tmp / f"{name}.png"
     proc = subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        [find_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run",
          f"--user-data-dir={tmp / ('profile-' + name)}", f"--screenshot={shot}", "--window-size=1280,2000",
          "--enable-logging=stderr", "--v=0", page.as_uri()],
@@ -64,3 +64,17 @@ def test_html_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     bad.write_text('<html><body><script>throw new Error("boom")</script></body></html>')
     _shot, bad_err = _chromium(bad, tmp_path, "bad")
     assert any("boom" in line for line in _console_lines(bad_err))
+
+
+def test_a_missing_browser_is_a_clear_failure(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("LOGPIPE_CHROMIUM", str(tmp_path / "no-such-chromium"))
+    with pytest.raises(pytest.fail.Exception, match="LOGPIPE_CHROMIUM=.*no-such-chromium"):
+        find_chromium()
+    monkeypatch.delenv("LOGPIPE_CHROMIUM")
+    monkeypatch.setenv("PATH", str(tmp_path))  # nothing there
+    with pytest.raises(pytest.fail.Exception, match=r"apt-get install chromium\) or set LOGPIPE_CHROMIUM"):
+        find_chromium()
+    fake = tmp_path / "chromium"
+    fake.write_text("#!/bin/sh\n")
+    fake.chmod(0o755)
+    assert find_chromium() == str(fake)  # found on PATH, wherever it is

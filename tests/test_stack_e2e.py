@@ -39,8 +39,8 @@ pytestmark = [pytest.mark.es, pytest.mark.slow]
 
 REQUESTS = 20_000
 BURST = 1_500  # 7.5% of the run: above the default 5% rule even averaged over the whole run
-METRICS_INTERVAL_S = 120  # one metric window must cover all the traffic (see test_metric_p95...)
-SIDECAR_TIMEOUT_S = 90
+METRICS_INTERVAL_S = 120
+STALL_S = 90  # waits fail only when nothing moved for this long: a slow machine just takes longer
 
 
 def _free_port() -> int:
@@ -59,6 +59,7 @@ class Stack:
     demo_url: str
     metrics_url: str
     started_at: float
+    idle_since: float
     plan: list[traffic.Planned]
     summary: traffic.Summary
 
@@ -95,14 +96,19 @@ class Stack:
         return self.stack_sh("logs", "40").stdout
 
 
-def _wait_for(predicate: Any, timeout_s: float, what: str, stack: Stack, poll_s: float = 1.0) -> Any:
-    deadline = time.monotonic() + timeout_s
+def _wait_for_count(measure: Any, target: int, what: str, stack: Stack, stall_s: float = STALL_S,
+                    poll_s: float = 1.0) -> int:
+    """Wait until measure() reaches target; fail only when it stopped growing for `stall_s`
+    (readiness by progress, not by how fast this machine is)."""
+    best, moved = -1, time.monotonic()
     while True:
-        value = predicate()
-        if value:
+        value = measure()
+        if value >= target:
             return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout_s:.0f}s waiting for {what}\n{stack.diagnostics()}")
+        if value > best:
+            best, moved = value, time.monotonic()
+        elif time.monotonic() - moved > stall_s:
+            pytest.fail(f"{what}: stuck at {value} of {target} for {stall_s:.0f}s\n{stack.diagnostics()}")
         time.sleep(poll_s)
 
 
@@ -142,7 +148,7 @@ def stack(es_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sta
     })
     stack = Stack(es=es_url, service=service, run_id=uuid.uuid4().hex[:8], run_dir=run_dir, env=env,
                   demo_url=f"http://127.0.0.1:{demo_port}", metrics_url=f"http://127.0.0.1:{metrics_port}",
-                  started_at=0.0, plan=[], summary=traffic.Summary())
+                  started_at=0.0, idle_since=0.0, plan=[], summary=traffic.Summary())
     try:
         started = stack.stack_sh("start")
         assert started.returncode == 0, f"stack.sh start failed:\n{started.stderr}\n{stack.diagnostics()}"
@@ -154,13 +160,15 @@ def stack(es_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sta
         stack.summary = asyncio.run(traffic.drive(stack.demo_url, stack.plan, concurrency=24))
         assert stack.summary.transport_errors == 0
 
-        def all_access_records_indexed() -> bool:
-            httpx.post(f"{es_url}/logpipe-{service}-*/_refresh", timeout=30)
+        def access_records_indexed() -> int:
+            httpx.post(f"{es_url}/logpipe-{service}-*/_refresh?ignore_unavailable=true&allow_no_indices=true",
+                       timeout=30)
             query = {"bool": {"filter": [{"prefix": {"request_id": f"{stack.run_id}-"}},
                                          {"exists": {"field": "status"}}]}}
-            return stack.count(f"logpipe-{service}-*", query) >= REQUESTS
+            return stack.count(f"logpipe-{service}-*", query)
 
-        _wait_for(all_access_records_indexed, SIDECAR_TIMEOUT_S, "the sidecar to index every record", stack)
+        _wait_for_count(access_records_indexed, REQUESTS, "the sidecar indexing every access record", stack)
+        stack.idle_since = time.time()
         yield stack
     finally:
         stopped = stack.stack_sh("stop")
@@ -246,43 +254,39 @@ def test_the_5xx_burst_raised_exactly_one_alert(stack: Stack) -> None:
     assert len(firing) == 1, f"expected one firing alert, got {json.dumps(alerts, indent=1)[:2000]}"
     assert firing[0]["alert.name"] == "high_5xx_rate" and firing[0]["severity"] == "critical"
     assert firing[0]["value"] > 0.05
-    assert not [a for a in alerts if a.get("alert.state") == "resolved"], "the burst is still in the 5 min window"
-
-
-def _wait_for_first_window(stack: Stack) -> None:
-    due = stack.started_at + METRICS_INTERVAL_S + 5
-    time.sleep(max(0.0, due - time.time()))
+    # On a slow machine the burst may leave the 5 min window before the run ends: then it resolved once.
+    resolved = [a for a in alerts if a.get("alert.state") == "resolved"]
+    assert len(resolved) <= 1 and all(a["@timestamp"] >= firing[0]["@timestamp"] for a in resolved)
 
 
 def test_metric_records_ship_while_the_service_is_idle(stack: Stack) -> None:
-    """A metric record is due every interval whether or not new log lines arrive."""
-    _wait_for_first_window(stack)
-    deadline = time.monotonic() + 15
+    """A metric record is due every interval whether or not new log lines arrive: once the
+    traffic is over, one must still arrive within an interval (plus slack)."""
+    since = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(stack.idle_since))
+    deadline = stack.idle_since + METRICS_INTERVAL_S + STALL_S
     metrics: list[dict[str, Any]] = []
-    while time.monotonic() < deadline and not metrics:
-        metrics = stack.derived("metric")
+    while time.time() < deadline and not metrics:
+        metrics = [m for m in stack.derived("metric") if m["@timestamp"] >= since]
         time.sleep(1)
-    assert metrics, ("no metric record reached Elasticsearch although the first interval ended and the "
+    assert metrics, ("no metric record reached Elasticsearch although an interval passed while the "
                      "service was idle (derived records only leave with a batch of log records?)")
 
 
+def _route_records(stack: Stack) -> list[dict[str, Any]]:
+    return [m for m in stack.derived("metric") if m.get("route") not in (None, "*", "/healthz")]
+
+
 def test_metric_p95_per_route_matches_report(stack: Stack) -> None:
-    _wait_for_first_window(stack)
-    # Health-check traffic, as compose's healthcheck would produce, so a batch of log records
-    # carries any metric record the sidecar has pending out to Elasticsearch.
-    metrics: list[dict[str, Any]] = []
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not metrics:
-        httpx.get(f"{stack.demo_url}/healthz", timeout=5)
-        time.sleep(1)
-        metrics = stack.derived("metric")
-    assert metrics, f"no metric records for {stack.service}\n{stack.diagnostics()}"
-    first_ts = metrics[0]["@timestamp"]
-    window = [m for m in metrics if m["@timestamp"] == first_ts and m.get("route") not in ("*", "/healthz")]
-    planned_routes = {m["route"] for m in window}
-    total = sum(m["count"] for m in window)
-    assert total == REQUESTS, (f"the first metric window counted {total} of {REQUESTS} requests: the traffic "
-                               f"did not fit in one {METRICS_INTERVAL_S}s window (machine too slow?)")
+    """Metric records per route add up to `logpipe report` on the same files; the p95 of a
+    window that holds all the traffic equals the report's within 1%, and when the traffic
+    spread over several windows (a slower machine) the report's p95 lies between theirs."""
+    _wait_for_count(lambda: sum(m["count"] for m in _route_records(stack)), REQUESTS,
+                    "metric records covering every request", stack, stall_s=METRICS_INTERVAL_S + STALL_S)
+    metrics = _route_records(stack)
+    windows: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for m in metrics:
+        windows.setdefault((m["route"], m["method"]), []).append(m)
+    planned_routes = {route for route, _method in windows}
 
     res = stack.logpipe("report", str(stack.run_dir / "logs" / "access.log"), "--json")
     assert res.returncode == 0, res.stderr
@@ -292,7 +296,11 @@ def test_metric_p95_per_route_matches_report(stack: Stack) -> None:
         routes = list(routes.values())
     by_key = {(r["route"], r["method"]): r for r in routes}
     assert planned_routes <= {route for route, _ in by_key}
-    for m in window:
-        r = by_key[(m["route"], m["method"])]
-        assert r["count"] == m["count"], (m["route"], m["method"])
-        assert m["p95_ms"] == pytest.approx(r["p95_ms"], rel=0.01), (m["route"], m["method"], m["p95_ms"], r["p95_ms"])
+    for key, ms in windows.items():
+        r = by_key[key]
+        assert r["count"] == sum(m["count"] for m in ms), key
+        p95s = [m["p95_ms"] for m in ms if m.get("p95_ms") is not None]
+        if len(ms) == 1:
+            assert p95s[0] == pytest.approx(r["p95_ms"], rel=0.01), (key, p95s[0], r["p95_ms"])
+        else:  # a quantile of the union lies between the windows' quantiles (sketch error 1%)
+            assert min(p95s) * 0.99 <= r["p95_ms"] <= max(p95s) * 1.01, (key, p95s, r["p95_ms"])

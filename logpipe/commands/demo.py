@@ -4,7 +4,9 @@ Requests go through the real WSGI middleware into a small shop application, so t
 hold exactly what a service using logpipe would write: access records with routes and
 latencies, app records with request/user/workspace context, errors with tracebacks, and
 PII (emails, card numbers, tokens) that the scrubber must have masked. Latencies come
-from a simulated clock, so a fast run still has a realistic distribution.
+from a simulated clock, so a fast run still has a realistic distribution; timestamps too
+(spread over `--span`, an hour by default, ending a minute ago), so a report of the demo's
+logs shows rates and charts over time rather than one burst.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 import click
 
 from logpipe.emit.context import bind_context
+from logpipe.emit.processors import use_clock
 from logpipe.emit.setup import get_logger, setup_logging, shutdown_logging
 from logpipe.middleware import WSGILoggingMiddleware
 
@@ -31,6 +34,8 @@ USER_AGENTS = (
 )
 CUSTOMERS = ("alice@example.com", "bob.smith@example.org", "carol+shop@mail.example.net", "dan@example.io")
 CARDS = ("4111 1111 1111 1111", "5500-0000-0000-0004", "378282246310005")
+DEMO_FILES = ("app.log", "error.log", "access.log")  # and their rotated generations (name.*)
+END_BEFORE_NOW_S = 60.0  # simulated traffic ends this long before the run: no record from the future
 
 
 class SimClock:
@@ -55,7 +60,7 @@ class ShopApp:
     ROUTES: tuple[tuple[str, str, int], ...] = (
         ("GET", "/api/v1/items/{id}", 40), ("GET", "/api/v1/items", 15), ("POST", "/api/v1/orders", 10),
         ("GET", "/api/v1/orders/{id}", 10), ("POST", "/api/v1/login", 6), ("POST", "/api/v1/payments", 5),
-        ("GET", "/healthz", 10), ("GET", "/api/v1/users/{id}/invoices", 4),
+        ("GET", "/healthz", 10), ("GET", "/api/v1/users/{id}", 6), ("GET", "/api/v1/users/{id}/invoices", 4),
     )
 
     def __init__(self, rng: random.Random, clock: SimClock) -> None:
@@ -128,10 +133,19 @@ def _environ(rng: random.Random, method: str, template: str) -> dict[str, Any]:
     return env
 
 
-def run_demo(log_dir: Path, count: int, seconds: float, seed: int = 7) -> int:
-    """Write `count` requests' worth of logs into `log_dir`; returns the number of requests."""
+def run_demo(log_dir: Path, count: int, seconds: float, seed: int = 7, span_s: float = 3600.0) -> int:
+    """Write `count` requests' worth of logs into `log_dir`; returns the number of requests.
+
+    With `seconds` 0 and `span_s` > 0 the records carry simulated times: requests arrive
+    evenly (with jitter) over `span_s` seconds that end a minute before the run. With
+    `seconds` > 0 the run is paced in real time and records carry the real time."""
     rng = random.Random(seed)
     clock = SimClock()
+    simulated = seconds <= 0 and span_s > 0 and count > 0
+    arrivals = random.Random(seed + 1)  # its own stream: the traffic itself stays the same per seed
+    if simulated:
+        base = time.time() - span_s - END_BEFORE_NOW_S
+        use_clock(lambda: base + clock.now)
     setup_logging(service="demo-shop", environment="demo", version="1.4.2", log_dir=log_dir, console="off")
     try:
         shop = ShopApp(rng, clock)
@@ -142,6 +156,8 @@ def run_demo(log_dir: Path, count: int, seconds: float, seed: int = 7) -> int:
         interval = seconds / count if count and seconds > 0 else 0.0
         started = time.monotonic()
         for i in range(count):
+            if simulated:
+                clock.now = max(clock.now, (i + arrivals.random()) * span_s / count)
             method, template = rng.choices(routes, weights)[0]
             try:
                 body = app(_environ(rng, method, template), lambda *a, **k: None)
@@ -157,7 +173,40 @@ def run_demo(log_dir: Path, count: int, seconds: float, seed: int = 7) -> int:
         get_logger("shop").info("service stopping", requests=count)
     finally:
         shutdown_logging()
+        use_clock(None)
     return count
+
+
+def parse_span(text: str) -> float:
+    """'90s', '30m', '1h', '2d' or plain seconds -> seconds."""
+    units = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+    value = text.strip().lower()
+    scale = units.get(value[-1:], 0.0)
+    try:
+        seconds = float(value[:-1] if scale else value) * (scale or 1.0)
+    except ValueError:
+        seconds = -1.0
+    if seconds < 0:
+        raise click.BadParameter(f"{text!r} is not a duration (e.g. 30m, 1h, 2d, or seconds)")
+    return seconds
+
+
+def prepare_dir(log_dir: Path, append: bool, clean: bool) -> list[Path]:
+    """Refuse to mix a run into existing files unless asked; with `clean`, delete the demo's own
+    files (and their rotated generations) and nothing else. Returns what was deleted."""
+    if append and clean:
+        raise click.UsageError("--append and --clean contradict each other; pick one")
+    entries = sorted(log_dir.iterdir()) if log_dir.is_dir() else []
+    if not entries or append:
+        return []
+    if not clean:
+        raise click.ClickException(
+            f"{log_dir} is not empty ({len(entries)} entries, e.g. {entries[0].name}): add --append to add "
+            "to the logs there, or --clean to delete the demo's files (app.log, error.log, access.log) first")
+    ours = [p for p in entries if p.is_file() and any(p.name == n or p.name.startswith(n + ".") for n in DEMO_FILES)]
+    for p in ours:
+        p.unlink()
+    return ours
 
 
 @click.command("demo")
@@ -167,13 +216,26 @@ def run_demo(log_dir: Path, count: int, seconds: float, seed: int = 7) -> int:
               help="Number of simulated requests.")
 @click.option("--seconds", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="Spread the requests over this many seconds (0 = as fast as possible), e.g. to watch `logpipe tail`.")
+@click.option("--span", "span", default="1h", show_default=True,
+              help="Spread the records' timestamps over this long, ending a minute ago (30m, 1h, 2d; 0 = the time "
+                   "of writing). With --seconds the times are real.")
 @click.option("--seed", type=int, default=7, show_default=True, help="Random seed (same seed, same traffic).")
-def command(log_dir: Path, count: int, seconds: float, seed: int) -> None:
-    """Write realistic service logs (access, app, errors with tracebacks, scrubbed PII) into a directory."""
+@click.option("--append", is_flag=True, help="Add to the logs already in --dir.")
+@click.option("--clean", is_flag=True, help="Delete the demo's files (app.log, error.log, access.log and their "
+                                            "rotated generations) in --dir first; other files are left alone.")
+def command(log_dir: Path, count: int, seconds: float, span: str, seed: int, append: bool, clean: bool) -> None:
+    """Write realistic service logs (access, app, errors with tracebacks, scrubbed PII) into a directory.
+
+    A directory that is not empty is refused unless --append or --clean says what to do with it.
+    """
     from logpipe.emit.setup import LoggingSetupError
 
+    span_s = parse_span(span)
+    removed = prepare_dir(log_dir, append, clean)
+    if removed:
+        click.echo(f"removed {len(removed)} demo files from {log_dir}")
     try:
-        run_demo(log_dir, count, seconds, seed)
+        run_demo(log_dir, count, seconds, seed, span_s)
     except LoggingSetupError as exc:
         raise click.ClickException(str(exc)) from None
     sizes = ", ".join(f"{p.name} ({p.stat().st_size:,} bytes)" for p in sorted(log_dir.glob("*.log")))

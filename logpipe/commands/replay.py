@@ -135,6 +135,7 @@ def run_replay(inputs: tuple[str, ...], *, sink_url: str | None = None, since: s
             bar.stop()
     dropped = stats.dropped.get("filter", 0)
     click.echo(f"logpipe replay: {stats.delivered:,} records from {len(files)} files to {sink.describe()}"
+               + (f", {stats.duplicates:,} already present (same _id)" if stats.duplicates else "")
                + (f" ({dropped:,} outside --since/--until)" if dropped else ""), err=True)
     if code:
         click.echo(f"logpipe replay: delivery failed: {pipeline.error}", err=True)

@@ -210,8 +210,7 @@ def run_tail(paths: tuple[str, ...], *, sink_url: str | None = None, fmt: str | 
     if code:
         click.echo(f"logpipe tail: delivery failed: {pipeline.error or 'stopped before delivering everything'}",
                    err=True)
-    elif once:
-        click.echo(summary(stats, sink.describe()), err=True)
+    click.echo(summary(stats, sink.describe()), err=True)  # --once, and follow mode stopped by a signal
     return code
 
 
@@ -233,7 +232,13 @@ def sink_reachable(sink: Any, *, once: bool, command: str, wait_s: float = 30.0)
 
 def summary(stats: Any, target: str) -> str:
     """One line for the end of a --once run: what was read, delivered, dropped, skipped."""
-    parts = [f"{stats.lines_read:,} lines read", f"{stats.delivered:,} records delivered to {target}"]
+    derived = stats.derived
+    delivered = f"{stats.delivered - derived:,} log records"
+    if derived:
+        delivered += f" + {derived:,} metric records (event.kind)"
+    parts = [f"{stats.lines_read:,} lines read", f"{delivered} delivered to {target}"]
+    if stats.duplicates:
+        parts.append(f"{stats.duplicates:,} already present (same _id)")
     if stats.parse_failures:
         parts.append(f"{stats.parse_failures:,} unparsed (tagged _parse_failure)")
     for reason, n in sorted(stats.dropped.items()):

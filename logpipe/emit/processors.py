@@ -39,6 +39,17 @@ _METHOD_LEVELS: dict[str, tuple[int, str]] = {
 }
 
 
+_clock: Callable[[], float] | None = None  # None: records carry the time of the log call
+
+
+def use_clock(clock: Callable[[], float] | None) -> None:
+    """Stamp records with `clock()` (seconds since the epoch) instead of the time of the call;
+    None restores real time. Why: a simulation (`logpipe demo`) writes an hour of traffic in a
+    second, and its records must carry the simulated times to look like that hour."""
+    global _clock
+    _clock = clock
+
+
 def level_name(levelno: int) -> str:
     return _LEVEL_NAMES.get(levelno) or logging.getLevelName(levelno).lower()
 
@@ -76,7 +87,7 @@ def entry_from_record(record: logging.LogRecord) -> Entry:
         ctx = _context.snapshot()
     else:
         extra.pop("_logpipe_ctx", None)
-    return (record.created, record.levelno, level_name(record.levelno), record.name,
+    return (record.created if _clock is None else _clock(), record.levelno, level_name(record.levelno), record.name,
             record_message(record), ctx, extra or None, exc)
 
 
@@ -93,7 +104,8 @@ def entry_from_event(logger_name: str, method_name: str, event_dict: dict[str, A
     elif exc is not None and not isinstance(exc, tuple | BaseException):
         exc = sys.exc_info() if exc else None
     name = event_dict.pop("logger", None) or logger_name
-    return (time.time(), levelno, level, name, message, _context.snapshot(), event_dict or None, exc)
+    return (time.time() if _clock is None else _clock(), levelno, level, name, message, _context.snapshot(),
+            event_dict or None, exc)
 
 
 class StructlogSink:

@@ -19,9 +19,12 @@ import orjson
 from logpipe.es.lucene import compile_query
 from logpipe.es.timerange import iso
 from logpipe.fields import LOG_OFFSET, REQUEST_ID, TIMESTAMP
-from logpipe.tail.files import expand_inputs, iter_lines
+from logpipe.tail.files import expand_inputs, read_blocks
 
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# An archived record holds a log line of up to [pipeline] max_line_bytes plus its fields and
+# JSON escapes, so its line may be several times longer than any log line was.
+ARCHIVE_MAX_LINE = 16 * 1_048_576
 
 
 @dataclass
@@ -63,19 +66,19 @@ def search_archive(directory: str | Path, query: str = "", *, lower: datetime | 
     match = compile_query(query)
     lo = iso(lower) if lower else None
     hi = iso(upper) if upper else None
-    needle = request_id.encode() if request_id else None
+    needle = request_id
     result = ArchiveResult()
     heap: list[tuple[Any, int, dict[str, Any]]] = []
     seq = 0
     for path in _day_files(Path(directory), lower):
         result.files += 1
-        for _offset, line in iter_lines(path):
+        for line in (text for block in read_blocks(path, max_line_bytes=ARCHIVE_MAX_LINE) for text in block.texts):
             result.lines += 1
             if needle is not None and needle not in line:
                 continue
             try:
                 rec = orjson.loads(line)
-            except orjson.JSONDecodeError:
+            except orjson.JSONDecodeError:  # a truncated over-long line, or not JSON at all
                 result.bad_lines += 1
                 continue
             if not isinstance(rec, dict):

@@ -2,7 +2,8 @@
 
 Why columns: everything after this (status classes, invalid durations, per-route
 sketches, histogram buckets) is a handful of numpy calls per batch, not per record.
-Access records are those with a `method` plus a `status`, `path` or `route`.
+Access records are those with a `method` and a `status` and no `event.kind` (fields.is_access),
+decided for each record on its own: the order of a batch never changes what is counted.
 """
 
 from __future__ import annotations
@@ -259,18 +260,17 @@ def extract(records: list[dict[str, Any]], table: KeyTable) -> Batch:
     # field names bound to locals: a module attribute lookup per record per field adds up
     kind, method, path, route, status_k, dur_k, level, exc = (
         F.EVENT_KIND, F.METHOD, F.PATH, F.ROUTE, F.STATUS, F.DURATION_MS, F.LEVEL, F.EXCEPTION)
-    fast = _access_fast(records, method, kind)
+    fast = _access_fast(records, method, status_k, kind)
     if fast is not None:  # every record is an access record (the usual tail batch)
         access, methods = fast
     else:
-        # derived metric/alert records (e.g. in a replayed archive) are not traffic
-        access = [r for r in records if method in r and kind not in r]
-        methods = None
-    if access and (status_k not in access[0] and path not in access[0] and route not in access[0]):
-        access = [r for r in access if status_k in r or path in r or route in r]
+        # derived metric/alert records (e.g. in a replayed archive) are not traffic; an error
+        # record naming the request's method and path is a log line, not a second request
+        access = [r for r in records if method in r and status_k in r and kind not in r]
         methods = None
     n_acc = len(access)
-    others = [r for r in records if method not in r and kind not in r] if n_acc < len(records) else []
+    others = ([r for r in records if kind not in r and not (method in r and status_k in r)]
+              if n_acc < len(records) else [])
     levels: Counter[str] = Counter([r[level] for r in others if level in r]) if others else Counter()
     exceptions: Counter[str] = Counter()
     if fast is None or any(map(dict.__contains__, records, itertools.repeat(exc))):
@@ -287,11 +287,13 @@ def extract(records: list[dict[str, Any]], table: KeyTable) -> Batch:
     return _columns(len(records), access, ids, nkeys, status, dur, levels, exceptions)
 
 
-def _access_fast(records: list[Any], method: str, kind: str) -> tuple[list[Any], list[Any]] | None:
+def _access_fast(records: list[Any], method: str, status: str,
+                 kind: str) -> tuple[list[Any], list[Any]] | None:
     """(records, method column) when every record is a plain access record, else None.
 
-    C-level checks only: every record is a dict with a non-None `method` and no `event.kind`.
-    Anything else (derived records, app logs, a non-dict record) takes the general path.
+    C-level checks only: every record is a dict with a non-None `method`, a `status` and no
+    `event.kind`. Anything else (derived records, app logs, a non-dict record) takes the
+    general path.
     """
     try:
         methods = list(map(dict.get, records, itertools.repeat(method)))
@@ -299,6 +301,8 @@ def _access_fast(records: list[Any], method: str, kind: str) -> tuple[list[Any],
         return None
     if any(map(operator.is_, methods, itertools.repeat(None))):
         return None  # a record without a method (or with method None): general path
+    if not all(map(dict.__contains__, records, itertools.repeat(status))):
+        return None
     if any(map(dict.__contains__, records, itertools.repeat(kind))):
         return None
     return (records if type(records) is list else list(records)), methods

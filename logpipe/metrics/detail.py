@@ -103,7 +103,7 @@ class ReportDetail:
             exc = r.get(F.EXCEPTION)
             if exc is None and str(r.get(F.LEVEL, "")).lower() not in ERROR_LEVELS:
                 continue
-            if F.EVENT_KIND in r or F.METHOD in r:
+            if F.EVENT_KIND in r or F.is_access(r):  # a 5xx access record is counted as an HTTP error
                 continue
             ts = r.get(F.TIMESTAMP)
             epoch = self._epoch(ts[:16]) if isinstance(ts, str) else None

@@ -42,6 +42,8 @@ def render_terminal(report: dict[str, Any], console: Console | None = None) -> N
     summary.add_row("files", T(", ".join(f["path"] for f in report["files"]) or "-"))
     summary.add_row("lines / records", f"{report['lines']:,} / {report['records']:,}"
                     + (f"  ({report['parse_failures']:,} unparsed)" if report["parse_failures"] else ""))
+    if report.get("tagged"):
+        summary.add_row("bad input", T(", ".join(f"{n:,} {tag}" for tag, n in report["tagged"].items())))
     summary.add_row("time span", T(f"{span['start'] or '-'} → {span['end'] or '-'}"
                                    + (f"  ({span['seconds']:,.0f} s)" if span["seconds"] else "")))
     summary.add_row("requests", f"{o['count']:,}  ({fmt_rate(o.get('rate_per_s'))})")

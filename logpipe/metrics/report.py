@@ -1,4 +1,4 @@
-"""`logpipe report`'s model: files -> parser -> the same Aggregator the tap uses -> one dict.
+"""`logpipe report`'s model: files -> the replay front and pipeline -> the tap's Aggregator -> one dict.
 
 The dict is the `--json` contract (REPORT_SCHEMA); the terminal and HTML renderers only
 read it. Top-level `overall` and `routes` always exist; each has count, error_rate and
@@ -7,23 +7,20 @@ p50/p90/p95/p99/max in milliseconds (None when no request had a usable duration)
 
 from __future__ import annotations
 
-import itertools
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from logpipe import fields as F
-from logpipe.config import MultilineConfig
+from logpipe.config import Config, InputConfig
 from logpipe.metrics.batch import STATUS_CLASS_NAMES
 from logpipe.metrics.detail import ReportDetail
 from logpipe.metrics.windows import Aggregator
-from logpipe.tail.files import expand_inputs, iter_lines, open_any
 
 REPORT_SCHEMA = "logpipe.report/1"
-BATCH_LINES = 4096
-SAMPLE_LINES = 50
+BATCH_LINES = 4096  # records per tap call: its numpy work has a fixed cost per call
 
 Progress = Callable[[str, int], None]  # (file, bytes advanced)
 
@@ -39,10 +36,15 @@ class Report:
         self.lines = 0
         self.parse_failures = 0
         self.skipped: dict[str, str] = {}
+        self.tagged: Counter[str] = Counter()  # records per marker tag (_truncated, _invalid_utf8, ...)
         self.started = time.perf_counter()
 
     def observe(self, records: list[dict[str, Any]]) -> None:
         self.agg.observe(records)
+        tags = F.TAGS
+        for t in [r[tags] for r in records if tags in r]:  # bad input is rare: a loop is fine
+            if isinstance(t, list):
+                self.tagged.update(x for x in t if isinstance(x, str) and x.startswith("_"))
 
     def to_dict(self) -> dict[str, Any]:
         total = self.agg.total
@@ -69,6 +71,7 @@ class Report:
             "lines": self.lines,
             "records": total.records,
             "parse_failures": self.parse_failures,
+            "tagged": dict(sorted(self.tagged.items())),
             "skipped_files": self.skipped,
             "elapsed_s": round(time.perf_counter() - self.started, 3),
             "time_span": {"start": d.first_ts, "end": d.last_ts, "seconds": span_s},
@@ -98,93 +101,64 @@ def _span_seconds(first: str | None, last: str | None) -> float | None:
     return max(0.0, (b - a).total_seconds())
 
 
-def _chunks(path: Path, chunk_bytes: int = 1 << 20) -> Iterator[tuple[int, list[str]]]:
-    """(on-disk position, lines) per chunk of a plain or gzip file: one decode and one split
-    per megabyte instead of per line (a multi-byte character never contains a newline byte,
-    so this decodes exactly like iter_lines does line by line)."""
-    with open_any(path) as fh:
-        raw = getattr(fh, "fileobj", None)  # gzip: progress follows the compressed file
-        tail = b""
-        while True:
-            chunk = fh.read(chunk_bytes)
-            if not chunk:
-                break
-            data = tail + chunk if tail else chunk
-            cut = data.rfind(b"\n")
-            if cut < 0:
-                tail = data
-                continue
-            tail = data[cut + 1:]
-            pos = raw.tell() if raw is not None else fh.tell()
-            yield pos, data[:cut].decode("utf-8", "replace").split("\n")
-        if tail:
-            yield (raw.tell() if raw is not None else fh.tell()), [tail.decode("utf-8", "replace")]
-
-
-def file_batches(path: Path, *, fmt: str = "auto", tz: str = "UTC", service: str = "",
-                 progress: Progress | None = None, batch_lines: int = BATCH_LINES,
-                 ) -> Iterator[tuple[list[dict[str, Any]], int]]:
-    """Parsed record batches of one file (plain or gzip) and the number of lines each covers.
-
-    The same stages the pipeline runs, minus everything a report does not need: read,
-    detect + multi-line join + parse (logpipe.parse). No enrichment (ids, host), no batching
-    for a sink, no sink thread: measured, that machinery cost more per line than the
-    aggregation itself (bench/bench_metrics.py).
-    """
-    from logpipe.parse import detect_format, make_parser
-    from logpipe.parse.multiline import MultilineJoiner
-
-    if fmt == "auto":
-        sample = [t for _o, raw in itertools.islice(iter_lines(path), SAMPLE_LINES)
-                  if (t := raw.decode("utf-8", "replace")).strip()]
-        fmt = detect_format(sample) if sample else "raw"
-    parse = make_parser(fmt, tz=tz, service=service)
-    joiner = MultilineJoiner(MultilineConfig(), fmt)
-    done = 0
-    if getattr(joiner, "passthrough", False):  # json / nginx: one line, one event
-        for pos, lines in _chunks(path):
-            for i in range(0, len(lines), batch_lines):
-                part = lines[i:i + batch_lines]
-                yield parse(part), len(part)
-            if progress is not None:
-                progress(str(path), pos - done)
-                done = pos
-        return
-    pending: list[tuple[int, int, str]] = []
-    for off, raw in iter_lines(path):
-        pending.append((off, off + len(raw) + 1, raw.decode("utf-8", "replace")))
-        if len(pending) < batch_lines:
-            continue
-        if progress is not None:
-            progress(str(path), off - done)
-            done = off
-        n, batch = len(pending), [e[2] for e in joiner.feed(pending)]
-        pending = []
-        yield parse(batch), n
-    events = joiner.feed(pending) + joiner.flush()
-    if events or pending:
-        yield parse([e[2] for e in events]), len(pending)
-
-
 def build_report(paths: Iterable[str], *, fmt: str = "auto", tz: str = "UTC", service: str = "",
                  max_routes_per_method: int = 1000, top_n: int = 10,
                  progress: Progress | None = None) -> dict[str, Any]:
-    """Read every input once (rotated sets oldest first, gzip too), aggregate with the tap's
-    Aggregator (plus report details), and return the report dict."""
-    files = expand_inputs(list(paths))
+    """Read every input once (rotated sets oldest first, gzip too) and return the report dict.
+
+    The same front and pipeline as `logpipe replay`, with the report as its metrics tap and
+    no sink: lines are split, truncated, NUL-stripped and decoded by the tail's reader and
+    parsed, joined and tagged exactly as `logpipe tail` does, so the report counts the records
+    the sidecar ships. Raises ValueError for an unknown format or time zone.
+    """
+    from logpipe.parse import make_parser
+    from logpipe.pipeline import Pipeline
+    from logpipe.stages import PipelineStats
+    from logpipe.tail.replay import ReplayFront, replay_files
+
+    make_parser("raw" if fmt == "auto" else fmt, tz=tz, service=service)  # fail before reading
     report = Report(max_routes_per_method, top_n)
-    for path in files:
-        lines = failures = 0
-        try:
-            for records, n in file_batches(path, fmt=fmt, tz=tz, service=service, progress=progress):
-                lines += n
-                tagged = [r[F.TAGS] for r in records if F.TAGS in r]
-                if tagged:
-                    failures += sum(1 for t in tagged if F.TAG_PARSE_FAILURE in t)
-                report.observe(records)
-        except OSError as exc:  # unreadable or corrupt (e.g. truncated .gz): say so, keep going
-            report.skipped[str(path)] = f"{type(exc).__name__}: {exc}"
-        report.lines += lines
-        report.parse_failures += failures
-        report.files.append({"path": str(path), "lines": lines, "parse_failures": failures})
+    for path in replay_files(list(paths)):
+        cfg = Config()
+        cfg.inputs = [InputConfig(paths=[str(path)], format=fmt, tz=tz, service=service)]
+        cfg.pipeline.batch_max_records = BATCH_LINES
+        stats = PipelineStats()
+        front = ReplayFront(cfg, [path], stats, cfg.inputs[0])
+        tap = _FileTap(report, front, str(path), progress)
+        Pipeline(cfg, front, stats=stats, tap=tap).run()
+        tap.advance()
+        report.skipped.update(stats.skipped_files)
+        report.lines += stats.lines_read
+        report.parse_failures += stats.parse_failures
+        report.files.append({"path": str(path), "lines": stats.lines_read, "parse_failures": stats.parse_failures})
     return report.to_dict()
+
+
+class _FileTap:
+    """The pipeline's metrics tap for one report input: records go to the report (and the
+    progress callback hears how far the front has read)."""
+
+    def __init__(self, report: Report, front: Any, path: str, progress: Progress | None) -> None:
+        self.report = report
+        self.front = front
+        self.path = path
+        self.progress = progress
+        self.done = 0
+
+    def observe(self, records: list[dict[str, Any]]) -> None:
+        self.report.observe(records)
+        self.advance()
+
+    def advance(self) -> None:
+        if self.progress is not None:
+            now = self.front.done_bytes
+            if now > self.done:
+                self.progress(self.path, now - self.done)
+                self.done = now
+
+    def drain_records(self) -> list[dict[str, Any]]:
+        return []
+
+    def on_delivery(self, delivered: int, dropped: dict[str, int], dead_lettered: int,
+                    sink_latency_s: float) -> None:
+        return None

@@ -1,7 +1,7 @@
 """Opening log files whatever their compression, and ordering rotated generations.
 
-Shared by `replay` and `report`, which read files once (the live follower has its own
-reader). A rotated set such as access.log, access.log.1, access.log.2.gz is returned
+Shared by `replay`, `report` and `query --archive`, which read files once; lines come from
+the tail's own LineSplitter (`read_blocks`), so there is one reader for all. A rotated set such as access.log, access.log.1, access.log.2.gz is returned
 oldest first so that records come out in time order.
 """
 
@@ -13,6 +13,8 @@ import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
+
+from logpipe.tail.lines import LineBlock, LineSplitter
 
 GZIP_MAGIC = b"\x1f\x8b"
 _GENERATION = re.compile(r"^(?P<base>.*?)(?:[.-](?P<gen>\d{1,4}))?(?P<gz>\.gz)?$")
@@ -85,29 +87,22 @@ def expand_inputs(inputs: Iterable[str]) -> list[Path]:
     return sorted(found, key=rotation_key)
 
 
-def iter_lines(path: str | os.PathLike[str], chunk_bytes: int = 1 << 20) -> Iterator[tuple[int, bytes]]:
-    """Yield (byte offset, line without newline) for every line of a plain or gzip file.
+def read_blocks(path: str | os.PathLike[str], *, max_line_bytes: int = 1_048_576,
+                chunk_bytes: int = 1 << 20) -> Iterator[LineBlock]:
+    """Every line of a plain or gzip file read once, as the tail reads it: the same
+    LineSplitter (over-long lines truncated and tagged, NULs removed, invalid UTF-8 replaced
+    and tagged, CRLF ends stripped), so every command that reads a file sees the same lines.
 
-    A final line without a newline is yielded too (the file is read once, nothing follows).
+    A final line without a newline is included (the file is read once, nothing follows).
     Offsets are into the decompressed stream, so a .gz copy of a file gives the same
     offsets, and hence the same record ids, as the original.
     """
+    splitter = LineSplitter(0, max_line_bytes)
     with open_any(path) as fh:
-        offset = 0
-        tail = b""
-        while True:
-            chunk = fh.read(chunk_bytes)
-            if not chunk:
-                break
-            data = tail + chunk
-            start = 0
-            while True:
-                nl = data.find(b"\n", start)
-                if nl < 0:
-                    break
-                yield offset + start, data[start:nl]
-                start = nl + 1
-            offset += start
-            tail = data[start:]
-        if tail:
-            yield offset, tail
+        while chunk := fh.read(chunk_bytes):
+            block = splitter.feed(chunk)
+            if block.texts:
+                yield block
+    last = splitter.finish()
+    if last.texts:
+        yield last
