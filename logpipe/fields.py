@@ -46,6 +46,7 @@ TAG_PARSE_FAILURE = "_parse_failure"
 TAG_INVALID_UTF8 = "_invalid_utf8"
 TAG_TRUNCATED = "_truncated"
 TAG_MULTILINE_CAPPED = "_multiline_capped"
+TAG_ENCODE_FAILURE = "_encode_failure"  # reduced to the safe form (logpipe.safeform)
 
 CONTEXT_FIELDS: tuple[str, ...] = (REQUEST_ID, USER_ID, WORKSPACE_ID, TRACE_ID, SPAN_ID)
 ACCESS_FIELDS: tuple[str, ...] = (METHOD, PATH, ROUTE, STATUS, DURATION_MS, CLIENT_IP, USER_AGENT, BYTES)

@@ -21,7 +21,7 @@ from typing import Any
 from logpipe.config import SinkConfig
 from logpipe.durable import atomic_write
 from logpipe.ship.base import SendResult, Sink, SinkConfigError, SinkStopped
-from logpipe.ship.stdout import render_ndjson
+from logpipe.ship.stdout import encode_ndjson
 
 log = logging.getLogger("logpipe.archive")
 
@@ -65,8 +65,9 @@ class ArchiveSink(Sink):
     def send(self, records: list[dict[str, Any]]) -> SendResult:
         if not records:
             return SendResult()
-        payload = gzip.compress(render_ndjson(records, self.schema), compresslevel=self.level, mtime=0)
-        result = SendResult(delivered=len(records))
+        data, reduced = encode_ndjson(records, self.schema)
+        payload = gzip.compress(data, compresslevel=self.level, mtime=0)
+        result = SendResult(delivered=len(records), encode_failures=reduced)
         delay = 0.2
         while True:
             try:
