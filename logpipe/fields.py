@@ -37,6 +37,7 @@ EXCEPTION = "exception"  # {"type", "message", "stack"}
 
 # Added by the tailer: where a record came from, and its deterministic id.
 ID = "_id"
+SOURCE_ID = "_source_id"  # an `_id` the input carried (not from our archive): kept, never used as the id
 LOG_FILE = "log_file"
 LOG_OFFSET = "log_offset"
 TAGS = "tags"  # list of markers such as "_parse_failure", "_invalid_utf8", "_truncated"

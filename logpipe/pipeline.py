@@ -412,7 +412,8 @@ class Pipeline:
             stats.parse_failures += sum(
                 1 for r in records if (t := r.get(fields.TAGS)) and fields.TAG_PARSE_FAILURE in t
             )
-        self.enricher.apply(records, texts, starts, stream.path, stream.fp, tags, stream.input.tags, guard)
+        self.enricher.apply(records, texts, starts, stream.path, stream.fp, tags, stream.input.tags, guard,
+                            keep_ids=stream.keeps_ids)
         if self.tap is not None:
             self._tap_pending += records
             if len(self._tap_pending) >= self.max_records:
