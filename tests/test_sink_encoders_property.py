@@ -210,3 +210,15 @@ def test_the_safe_form_is_taken_by_every_encoder(rec: dict[str, Any]) -> None:
     ormsgpack.packb(safe)
     msgpack.packb(safe)
     assert safe["tags"][-1] == TAG_ENCODE_FAILURE and safe["_id"] == rec["_id"]
+
+
+@PROFILE
+@given(rec=records())
+def test_metric_record_ids_never_raise_and_are_deterministic(rec: dict[str, Any]) -> None:
+    """Metric/alert records get their `_id` from their content on the delivery thread: content
+    orjson refuses (before: a float level as a dict key) must not end delivery."""
+    from logpipe.pipeline import derived_ids
+
+    rec = {k: v for k, v in rec.items() if k != "_id"} | {"event.kind": "metric", "levels": {2.5: 1, "info": 3}}
+    first = derived_ids([dict(rec)])[0]["_id"]
+    assert first == derived_ids([dict(rec)])[0]["_id"] and len(first) == 28
