@@ -10,10 +10,11 @@ core, mirrors this module):
    deep (the record itself is level 1), integers in [`INT_MIN`, `INT_MAX`], strings that are
    valid UTF-8 (no lone surrogates). Anything else is reduced:
 2. `tags` gets `TAG_ENCODE_FAILURE` (kept after the record's own tags).
-3. An integer outside the range becomes text under the flat key `_overflow.<dotted path>`
-   (`_overflow.bytes`, `_overflow.ctx.lineno`; the path follows object keys; it replaces an
-   input field of that name, which then counts as dropped) and leaves its place: its decimal digits, or, when it sits inside an array, the whole outermost array
-   as JSON text (`_overflow.sizes` = "[1,123456789012345678901234]"; no index paths).
+3. An integer outside the range leaves its place and becomes text under the flat key
+   `_overflow.<dotted path>` (`_overflow.bytes`, `_overflow.ctx.lineno`; the path follows
+   object keys): its decimal digits or, when it sits inside an array, the whole outermost
+   array as JSON text (`_overflow.sizes` = "[1,123456789012345678901234]"; no index paths).
+   An input field of that same name is replaced, and counts as dropped (rule 7).
 4. A top-level field whose value nests deeper than `MAX_DEPTH` is dropped whole.
 5. Strings and keys that are not valid UTF-8: bytes the tailer kept with surrogateescape
    become `\\xNN`, other lone surrogates `\\udXXX`; non-string keys become `str(key)`;

@@ -30,7 +30,7 @@ except ImportError:  # pragma: no cover - msgpack does the same job
     ormsgpack = None  # type: ignore[assignment]
 
 from logpipe.fields import EVENT_KIND, LEVEL, METHOD, STATUS, TIMESTAMP
-from logpipe.safeform import reduce
+from logpipe.safeform import encodable, reduce
 from logpipe.ship.forward_tags import TagRenderer, hashable_key, record_kind_fast
 
 # fixarray(2) + fixext8 header with ext type 0 (EventTime); 8 payload bytes follow.
@@ -161,11 +161,7 @@ def _default(obj: Any) -> Any:
 
 
 def _json_safe(record: dict[str, Any]) -> bool:
-    try:
-        orjson.dumps(record)
-        return True
-    except (TypeError, orjson.JSONEncodeError):
-        return False
+    return encodable(record)
 
 
 def safe_records(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
