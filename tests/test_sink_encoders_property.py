@@ -53,7 +53,7 @@ def records(draw: st.DrawFn) -> dict[str, Any]:
     rec: dict[str, Any] = {
         "@timestamp": draw(st.sampled_from(["2026-11-24T07:15:27.029167Z", "2026-11-24T07:15:27Z", "yesterday"])),
         "message": draw(st.one_of(st.text(max_size=30), any_text)),
-        "service": draw(st.sampled_from(["api", "billing api"])),
+        "service": draw(st.one_of(st.sampled_from(["api", "billing api"]), values, deep())),
     }
     extra = draw(st.dictionaries(any_text, st.one_of(values, deep()) if draw(st.booleans()) else values,
                                  max_size=5))
@@ -222,3 +222,18 @@ def test_metric_record_ids_never_raise_and_are_deterministic(rec: dict[str, Any]
     rec = {k: v for k, v in rec.items() if k != "_id"} | {"event.kind": "metric", "levels": {2.5: 1, "info": 3}}
     first = derived_ids([dict(rec)])[0]["_id"]
     assert first == derived_ids([dict(rec)])[0]["_id"] and len(first) == 28
+
+
+_ES_ECS = ElasticSink(SinkConfig(url="http://127.0.0.1:9", concurrency=1, schema="ecs"))
+
+
+@PROFILE
+@given(rec=records())
+def test_elasticsearch_ecs_bulk_body_never_raises(rec: dict[str, Any]) -> None:
+    count = [0]
+    (line,) = _ES_ECS._encode([rec], count)
+    action, source, _ = line.split(b"\n")
+    assert json.loads(action)["create"]["_id"] == rec["_id"]
+    doc = json.loads(source)
+    assert "_id" not in doc and doc["ecs"] == {"version": "8.11.0"}
+    assert (TAG_ENCODE_FAILURE in doc.get("tags", [])) == bool(count[0])

@@ -321,22 +321,27 @@ class ElasticSink(Sink):
 
     def _encode_one(self, rec: dict[str, Any], doc_id: Any, index: str, count: list[int]) -> bytes:
         """The general case: ECS rendering, ids that are not strings, an id found twice."""
+        try:
+            source = self._document(rec)
+        except (TypeError, AttributeError):  # AttributeError: ECS naming of a non-string key
+            count[0] += 1
+            safe = reduce(rec)
+            safe.pop(ID, None)
+            source = orjson.dumps(to_ecs(safe) if self.ecs else safe, option=_DUMPS_OPT, default=str)
+        if doc_id is None:
+            return b'{"create":{"_index":' + orjson.dumps(index) + b"}}\n" + source
+        return self._header(index) + orjson.dumps(str(doc_id)) + b"}}\n" + source
+
+    def _document(self, rec: dict[str, Any]) -> bytes:
+        """The source line of `rec` without `_id` (ECS-named when configured); raises TypeError
+        when orjson refuses it."""
         doc = to_ecs(rec) if self.ecs else rec
         if ID in doc:
             doc = {k: v for k, v in doc.items() if k != ID}
         try:
-            source = orjson.dumps(doc, option=_DUMPS_OPT)
+            return orjson.dumps(doc, option=_DUMPS_OPT)
         except TypeError:
-            try:
-                source = orjson.dumps(doc, option=_DUMPS_OPT, default=str)
-            except TypeError:
-                count[0] += 1
-                safe = reduce(rec)
-                safe.pop(ID, None)
-                source = orjson.dumps(to_ecs(safe) if self.ecs else safe, option=_DUMPS_OPT, default=str)
-        if doc_id is None:
-            return b'{"create":{"_index":' + orjson.dumps(index) + b"}}\n" + source
-        return self._header(index) + orjson.dumps(str(doc_id)) + b"}}\n" + source
+            return orjson.dumps(doc, option=_DUMPS_OPT, default=str)
 
     def _cuts(self, lines: list[bytes]) -> list[tuple[int, int]]:
         """[lo, hi) ranges of `lines` within the byte and document caps of one bulk request."""
