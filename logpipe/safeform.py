@@ -42,6 +42,8 @@ TAG_ENCODE_FAILURE = F.TAG_ENCODE_FAILURE
 OVERFLOW_PREFIX = "_overflow."
 #: Deepest container nesting every encoder takes (orjson's limit; msgpack's is higher).
 MAX_DEPTH = 254
+#: The same for records rendered as ECS afterwards (`service` -> `service.name` nests deeper).
+ECS_MAX_DEPTH = MAX_DEPTH - max(target.count(".") for target in F.ECS_MAP.values())
 INT_MIN, INT_MAX = -(2**63), 2**64 - 1
 #: The default cap on `message` (the tailer's default `max_line_bytes`).
 LINE_LIMIT = 1_048_576
@@ -73,9 +75,11 @@ def coerce_level(value: Any) -> str:
     return _text(value)
 
 
-def reduce(record: dict[str, Any], line: str | None = None, max_line_bytes: int = LINE_LIMIT) -> dict[str, Any]:
+def reduce(record: dict[str, Any], line: str | None = None, max_line_bytes: int = LINE_LIMIT,
+           max_depth: int = MAX_DEPTH) -> dict[str, Any]:
     """The safe form of `record` (a new dict; `record` is left as it is). `line` is the
-    original input line when the caller knows it."""
+    original input line when the caller knows it; `max_depth` is ECS_MAX_DEPTH for records
+    rendered as ECS afterwards."""
     out: dict[str, Any] = {}
     overflow: dict[str, str] = {}
     dropped = False
@@ -89,7 +93,7 @@ def reduce(record: dict[str, Any], line: str | None = None, max_line_bytes: int 
             continue
         found: dict[str, str] = {}
         try:
-            got = _clean(value, 2, name, found)
+            got = _clean(value, 2, name, found, max_depth)
         except _Drop:
             dropped = True
             continue
@@ -114,7 +118,7 @@ def reduce(record: dict[str, Any], line: str | None = None, max_line_bytes: int 
     return out
 
 
-def _clean(value: Any, depth: int, path: str, overflow: dict[str, str] | None) -> Any:
+def _clean(value: Any, depth: int, path: str, overflow: dict[str, str] | None, limit: int) -> Any:
     """A copy of `value` every encoder takes. Big integers reached through objects go to
     `overflow` (path -> digits) and are left out; `overflow=None` means inside an array."""
     cls = value.__class__
@@ -130,22 +134,22 @@ def _clean(value: Any, depth: int, path: str, overflow: dict[str, str] | None) -
         overflow[path] = _digits(value)
         return _MISSING
     if isinstance(value, dict):
-        if depth > MAX_DEPTH:
+        if depth > limit:
             raise _Drop
         out = {}
         for k, v in value.items():
             name = _key(k)
-            got = _clean(v, depth + 1, f"{path}.{name}", overflow)
+            got = _clean(v, depth + 1, f"{path}.{name}", overflow, limit)
             if got is not _MISSING:
                 out[name] = got
         return out
     if isinstance(value, list | tuple | set | frozenset):
-        if depth > MAX_DEPTH:
+        if depth > limit:
             raise _Drop
         if overflow is None:  # inside an outer array: that one moves as a whole
-            return [_clean(v, depth + 1, path, None) for v in value]
+            return [_clean(v, depth + 1, path, None, limit) for v in value]
         try:
-            return [_clean(v, depth + 1, path, None) for v in value]
+            return [_clean(v, depth + 1, path, None, limit) for v in value]
         except _BigInArray:
             overflow[path] = render_text(value)
             return _MISSING

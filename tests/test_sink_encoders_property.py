@@ -230,7 +230,7 @@ _ES_ECS = ElasticSink(SinkConfig(url="http://127.0.0.1:9", concurrency=1, schema
 
 @PROFILE
 @given(rec=records())
-def test_elasticsearch_ecs_bulk_body_never_raises(rec: dict[str, Any]) -> None:
+def test_ecs_renderings_never_raise(rec: dict[str, Any]) -> None:
     count = [0]
     (line,) = _ES_ECS._encode([rec], count)
     action, source, _ = line.split(b"\n")
@@ -238,3 +238,5 @@ def test_elasticsearch_ecs_bulk_body_never_raises(rec: dict[str, Any]) -> None:
     doc = json.loads(source)
     assert "_id" not in doc and doc["ecs"] == {"version": "8.11.0"}
     assert (TAG_ENCODE_FAILURE in doc.get("tags", [])) == bool(count[0])
+    data, reduced = encode_ndjson([rec], schema="ecs")  # stdout/archive with schema = "ecs"
+    assert (TAG_ENCODE_FAILURE in json.loads(data).get("tags", [])) == bool(reduced)

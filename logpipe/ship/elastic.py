@@ -44,7 +44,7 @@ from logpipe.es.client import (
 )
 from logpipe.es.naming import IndexNamer, deadletter_index
 from logpipe.fields import EVENT_KIND, ID, MESSAGE, SERVICE, TAGS, TIMESTAMP, to_ecs
-from logpipe.safeform import reduce, render_text
+from logpipe.safeform import ECS_MAX_DEPTH, MAX_DEPTH, reduce, render_text
 from logpipe.ship.base import SendResult, Sink, SinkConfigError, SinkFatalError, SinkStopped
 
 log = logging.getLogger(__name__)
@@ -325,7 +325,7 @@ class ElasticSink(Sink):
             source = self._document(rec)
         except (TypeError, AttributeError):  # AttributeError: ECS naming of a non-string key
             count[0] += 1
-            safe = reduce(rec)
+            safe = reduce(rec, max_depth=ECS_MAX_DEPTH if self.ecs else MAX_DEPTH)
             safe.pop(ID, None)
             source = orjson.dumps(to_ecs(safe) if self.ecs else safe, option=_DUMPS_OPT, default=str)
         if doc_id is None:

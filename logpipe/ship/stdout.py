@@ -9,7 +9,7 @@ import orjson
 
 from logpipe.config import SinkConfig
 from logpipe.fields import to_ecs
-from logpipe.safeform import reduce
+from logpipe.safeform import ECS_MAX_DEPTH, MAX_DEPTH, reduce
 from logpipe.ship.base import SendResult, Sink, SinkFatalError
 
 _OPTS = orjson.OPT_APPEND_NEWLINE
@@ -45,7 +45,7 @@ def encode_ndjson(records: list[dict[str, Any]], schema: str = "logpipe") -> tup
         try:
             out += dumps(to_ecs(r) if schema == "ecs" else r, default=str, option=_SLOW_OPTS)
         except (TypeError, ValueError, AttributeError):
-            safe = reduce(r)
+            safe = reduce(r, max_depth=ECS_MAX_DEPTH if schema == "ecs" else MAX_DEPTH)
             out += dumps(to_ecs(safe) if schema == "ecs" else safe, default=str, option=_SLOW_OPTS)
             reduced += 1
     return bytes(out), reduced
