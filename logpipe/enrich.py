@@ -3,8 +3,12 @@
 The id is the content fingerprint of the source file followed by the byte offset of the
 event's first byte (fixed-width hex). It depends on content, not on the inode, so a
 restart, a retry or a replay of a `.gz` copy of the same file gives the same `_id`, and a
-sink that stores by id (Elasticsearch `create`) never makes a second document. Records that
-already carry an `_id` (archive segments being replayed) keep it and their origin fields.
+sink that stores by id (Elasticsearch `create`) never makes a second document.
+
+The id is always ours, with one exception: records read back from our own archive segments
+(`keep_ids`, what makes `replay logpipe-archive/` idempotent) keep their `_id` and origin
+fields. Any other input `_id` is the producer's: it moves to `_source_id` (two different
+records sharing one would otherwise become one document).
 """
 
 from __future__ import annotations
@@ -307,14 +311,18 @@ class Enricher:
 
     def apply(self, records: list[dict[str, Any]], texts: list[str], starts: list[int], path: str,
               fp: str, tags: dict[int, list[str]] | None = None, extra_tags: list[str] | None = None,
-              guard: Guard | None = None) -> None:
-        """Enrich `records` in place; `texts`/`starts` are their raw events and offsets."""
+              guard: Guard | None = None, *, keep_ids: bool = False) -> None:
+        """Enrich `records` in place; `texts`/`starts` are their raw events and offsets.
+        `keep_ids`: they come from our own archive, so an `_id` they carry is ours."""
         self.scrub(records, texts, guard)  # before our own fields: an id must never look like a card number
         host = self.host
         H, F, O, I = fields.HOST, fields.LOG_FILE, fields.LOG_OFFSET, fields.ID  # noqa: E741, N806
+        S = fields.SOURCE_ID  # noqa: N806
         for rec, start in zip(records, starts, strict=True):
-            if O in rec and rec.get(I):  # enriched before (a replayed archive record): keep it all
-                continue
+            if I in rec:
+                if keep_ids and rec[I].__class__ is str and rec[I]:  # enriched before by us: keep it all
+                    continue
+                rec[S] = rec.pop(I)  # the producer's id: kept as data, never used as ours
             rec[H] = host
             rec[F] = path
             rec[O] = start

@@ -37,6 +37,7 @@ EXCEPTION = "exception"  # {"type", "message", "stack"}
 
 # Added by the tailer: where a record came from, and its deterministic id.
 ID = "_id"
+SOURCE_ID = "_source_id"  # an `_id` the input carried (not from our archive): kept, never used as the id
 LOG_FILE = "log_file"
 LOG_OFFSET = "log_offset"
 TAGS = "tags"  # list of markers such as "_parse_failure", "_invalid_utf8", "_truncated"
@@ -46,6 +47,7 @@ TAG_PARSE_FAILURE = "_parse_failure"
 TAG_INVALID_UTF8 = "_invalid_utf8"
 TAG_TRUNCATED = "_truncated"
 TAG_MULTILINE_CAPPED = "_multiline_capped"
+TAG_ENCODE_FAILURE = "_encode_failure"  # reduced to the safe form (logpipe.safeform)
 
 CONTEXT_FIELDS: tuple[str, ...] = (REQUEST_ID, USER_ID, WORKSPACE_ID, TRACE_ID, SPAN_ID)
 ACCESS_FIELDS: tuple[str, ...] = (METHOD, PATH, ROUTE, STATUS, DURATION_MS, CLIENT_IP, USER_AGENT, BYTES)

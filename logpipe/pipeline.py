@@ -30,6 +30,7 @@ import orjson
 from logpipe import fields
 from logpipe.config import Config
 from logpipe.enrich import Enricher, Guard
+from logpipe.safeform import render_text
 from logpipe.ship.base import SendResult, Sink, SinkFatalError, SinkStopped
 from logpipe.stages import MetricsTap, PipelineStats, Throttle
 from logpipe.tail.lines import LineBlock
@@ -121,11 +122,15 @@ def _merge(parts: list[Batch]) -> Batch:
 
 def derived_ids(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Give metric/alert/summary records without one a deterministic `_id` from their content
-    (which names host, interval and route), so a resent batch cannot index them twice."""
+    (which names host, interval and route), so a resent batch cannot index them twice. Never
+    raises: content orjson refuses (a non-string key, a big integer) is hashed as text."""
     for record in records:
         if fields.ID not in record:
-            digest = hashlib.blake2b(orjson.dumps(record, option=orjson.OPT_SORT_KEYS, default=str), digest_size=14)
-            record[fields.ID] = digest.hexdigest()
+            try:
+                content = orjson.dumps(record, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS, default=str)
+            except (TypeError, ValueError):
+                content = render_text(record).encode("utf-8", "backslashreplace")
+            record[fields.ID] = hashlib.blake2b(content, digest_size=14).hexdigest()
     return records
 
 
@@ -400,8 +405,10 @@ class Pipeline:
                      tags: dict[int, list[str]], ack: int, nbytes: int, guard: Guard | None) -> None:
         counter = st.counter
         before = counter.failed if counter is not None else 0
+        coerced = getattr(counter, "coerced", 0)
         records = st.parse(texts)
         stats = self.stats
+        stats.encode_failures += getattr(counter, "coerced", 0) - coerced  # tagged _encode_failure
         stats.records_parsed += len(records)
         if counter is not None:  # the parser counts its failures: no pass over the records
             stats.parse_failures += counter.failed - before
@@ -409,7 +416,8 @@ class Pipeline:
             stats.parse_failures += sum(
                 1 for r in records if (t := r.get(fields.TAGS)) and fields.TAG_PARSE_FAILURE in t
             )
-        self.enricher.apply(records, texts, starts, stream.path, stream.fp, tags, stream.input.tags, guard)
+        self.enricher.apply(records, texts, starts, stream.path, stream.fp, tags, stream.input.tags, guard,
+                            keep_ids=stream.keeps_ids)
         if self.tap is not None:
             self._tap_pending += records
             if len(self._tap_pending) >= self.max_records:
@@ -534,9 +542,13 @@ class Pipeline:
         records = batch.records
         derived = batch.derived
         if self.tap is not None:
-            extra = self.tap.drain_records()
+            try:
+                extra = derived_ids(self.tap.drain_records())
+            except Exception as exc:  # noqa: BLE001 - metrics never stop delivery
+                log.warning("metrics tap failed: %s", exc)
+                extra = []
             if extra:
-                records = records + derived_ids(extra)
+                records = records + extra
                 derived += len(extra)
         result = SendResult()
         t0 = time.monotonic()
@@ -563,6 +575,7 @@ class Pipeline:
         stats.derived += min(derived, result.delivered)
         stats.duplicates += result.duplicates
         stats.dead_lettered += result.dead_lettered
+        stats.encode_failures += result.encode_failures
         stats.last_ack_at = time.time()
         stats.last_sink_latency_s = latency
         stats.sink_error = result.errors[-1] if result.errors else ""

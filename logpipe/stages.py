@@ -59,6 +59,7 @@ class PipelineStats:
     derived: int = 0  # metric/alert records (event.kind) the pipeline made, among `delivered`
     duplicates: int = 0
     dead_lettered: int = 0
+    encode_failures: int = 0  # records delivered in the safe form, tagged _encode_failure (logpipe.safeform)
     dropped: dict[str, int] = field(default_factory=dict)  # reason -> count (throttle, filter, ...)
     skipped_files: dict[str, str] = field(default_factory=dict)  # path -> reason (binary, permission)
     files: dict[str, FileStats] = field(default_factory=dict)  # keyed by path

@@ -97,13 +97,16 @@ def test_chunks_split_by_size_and_keep_order():
 
 def test_a_value_msgpack_rejects_mid_chunk_is_converted_and_the_chunk_rebuilt(monkeypatch):
     # Pretend the orjson pre-check missed it: msgpack then fails half-way and empties its buffer.
-    monkeypatch.setattr(forward_codec, "safe_records", lambda records: records)
+    monkeypatch.setattr(forward_codec, "safe_records", lambda records: (records, 0))
     recs = [{"@timestamp": "2026-11-24T07:00:00.5Z", "i": i} for i in range(5)]
     recs[3]["big"] = 2**70
-    (data,) = EntryPacker().entries_by_tag(recs, TagRenderer("x")).values()
+    packer = EntryPacker()
+    (data,) = packer.entries_by_tag(recs, TagRenderer("x")).values()
     got = decode(data)
     assert [r["i"] for _, _, r in got] == [0, 1, 2, 3, 4]
-    assert got[3][2]["big"] == str(2**70) and got[0][1] == 500_000_000
+    # the safe form (logpipe.safeform): the digits under _overflow.<field>, tagged, counted
+    assert "big" not in got[3][2] and got[3][2]["_overflow.big"] == str(2**70) and got[0][1] == 500_000_000
+    assert got[3][2]["tags"] == ["_encode_failure"] and packer.reduced == 1
 
 
 class _Unprintable:
@@ -206,7 +209,8 @@ def test_unvetted_pipeline_records_pack_the_same_and_odd_ints_still_convert():
     unvetted = [(t, d, c) for t, d, c in packer.chunks(recs, TagRenderer("x.{service}"), vet=False)]
     assert vetted == unvetted
     got = decode(unvetted[0][1])
-    assert got[7][2]["big"] == str(2**70) and [r["i"] for _, _, r in got] == list(range(300))
+    assert got[7][2]["_overflow.big"] == str(2**70) and [r["i"] for _, _, r in got] == list(range(300))
+    assert packer.reduced == 2  # once per call
 
 
 def test_the_pipeline_marks_its_sink_as_fed_json_clean_records(tmp_path):

@@ -67,12 +67,15 @@ def test_unencodable_values_are_converted_not_dropped(rx):
         {"_id": "surrogate", "message": b"caf\xe9".decode("utf-8", "surrogateescape"), "service": "api"},
         {"_id": "keys", "nested": {1: "one", "deep": [10**25]}, "service": "api"},
     ]
-    assert sink.send(bad).delivered == 4
+    result = sink.send(bad)
+    assert result.delivered == 4 and result.encode_failures == 4
     got = {r["_id"]: r for r in rx.records()}
-    assert got["huge"]["n"] == str(10**30) and got["huge"]["neg"] == str(-(2**70))
+    # the safe form (logpipe.safeform): big integers as text under _overflow.<path>, tagged
+    assert got["huge"]["_overflow.n"] == str(10**30) and got["huge"]["_overflow.neg"] == str(-(2**70))
+    assert "n" not in got["huge"] and got["huge"]["tags"] == ["_encode_failure"]
     assert got["bytes"]["raw"] == "\\xff\\xfeok"
     assert got["surrogate"]["message"] == "caf\\xe9"
-    assert got["keys"]["nested"] == {"1": "one", "deep": [str(10**25)]}
+    assert got["keys"]["nested"] == {"1": "one"} and got["keys"]["_overflow.nested.deep"] == f"[{10**25}]"
 
 
 @pytest.mark.parametrize("url,needle", [

@@ -47,7 +47,7 @@ def test_helper_process_scrubs_like_in_process() -> None:
             assert (guard is not None) == parallel
             assert len(spans) == raw and (not raw or spans[0].count(b"\n") == guard.split - 1)
             records = parse(texts)
-            enricher.apply(records, texts, starts, "app.log", "f" * 16, guard=guard)
+            enricher.apply(records, texts, starts, "app.log", "f" * 16, guard=guard, keep_ids=True)
             results.append(copy.deepcopy(records))
         finally:
             enricher.close()

@@ -241,6 +241,8 @@ def summary(stats: Any, target: str) -> str:
         parts.append(f"{stats.duplicates:,} already present (same _id)")
     if stats.parse_failures:
         parts.append(f"{stats.parse_failures:,} unparsed (tagged _parse_failure)")
+    if stats.encode_failures:
+        parts.append(f"{stats.encode_failures:,} in the safe form (tagged _encode_failure)")
     for reason, n in sorted(stats.dropped.items()):
         parts.append(f"{n:,} dropped ({reason})")
     if stats.skipped_files:

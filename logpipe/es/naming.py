@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from logpipe.fields import EVENT_KIND, SERVICE, TIMESTAMP
+from logpipe.safeform import render_text
 
 METRICS_PATTERN = "logpipe-metrics-%Y.%m.%d"
 ALERTS_PATTERN = "logpipe-alerts-%Y.%m.%d"
@@ -51,7 +52,10 @@ class IndexNamer:
     def index_for(self, record: dict[str, Any]) -> str:
         kind = record.get(EVENT_KIND)
         day = utc_day(record.get(TIMESTAMP))
-        key = (day, record.get(SERVICE), kind if kind in ("metric", "alert") else "")
+        service = record.get(SERVICE)
+        if service is not None and not isinstance(service, str | int | float):
+            service = render_text(service, 200)  # a list or object from a JSON log: by its text
+        key = (day, service, kind if kind in ("metric", "alert") else "")
         name = self._cache.get(key)
         if name is None:
             name = self._render(*key)

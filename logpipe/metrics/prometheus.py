@@ -133,6 +133,8 @@ class TapCollector(Collector):
         yield counter("logpipe_parse_failures", "Lines shipped raw because they did not parse.", s.parse_failures)
         yield counter("logpipe_records_delivered", "Records acknowledged by the sink.", s.delivered)
         yield counter("logpipe_records_duplicates", "Records the sink already had (idempotent retries).", s.duplicates)
+        yield counter("logpipe_records_encode_failures", "Records delivered in the safe form (tagged _encode_failure).",
+                      s.encode_failures)
         yield counter("logpipe_records_dead_lettered", "Records no destination accepted.", s.dead_lettered)
         dropped = CounterMetricFamily("logpipe_records_dropped", "Records dropped on purpose, by reason.",
                                       labels=["reason"])

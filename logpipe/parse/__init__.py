@@ -56,6 +56,11 @@ class _SecondChance:
         self._others: dict[str, Any] = {}
         self.failed = 0  # lines shipped as _parse_failure so far (after second chances)
 
+    @property
+    def coerced(self) -> int:
+        """Records whose non-string level became text so far (JSON only; 0 for text formats)."""
+        return sum(getattr(p, "coerced", 0) for p in (self.primary, *self._others.values()))
+
     def parse_batch(self, texts: list[str]) -> list[dict[str, Any]]:
         primary = self.primary
         before = primary.failed

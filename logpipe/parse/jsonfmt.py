@@ -17,6 +17,7 @@ from logpipe.parse import exc
 from logpipe.parse.common import failure, level_name
 from logpipe.parse.ecs import from_ecs
 from logpipe.parse.timefmt import TimeConverter, now_iso
+from logpipe.safeform import coerce_level
 
 _TS_KEYS = ("time", "timestamp", "ts", "asctime", "@t", "datetime", "date")
 _LEVEL_KEYS = ("lvl", "severity", "levelname", "log.level", "loglevel", "@l")
@@ -32,6 +33,7 @@ class JsonParser:
         self.times = TimeConverter(tz)
         self.service = service
         self.failed = 0  # lines shipped as _parse_failure so far
+        self.coerced = 0  # records whose non-string level became text (tagged _encode_failure)
 
     def parse_batch(self, texts: list[str]) -> list[dict[str, Any]]:
         loads = orjson.loads
@@ -117,8 +119,12 @@ class JsonParser:
                     break
 
         out: dict[str, Any] = {F.TIMESTAMP: ts if ts is not None else now}
+        coerced = False
         if level is not None:
-            out[F.LEVEL] = level_name(level)
+            name = level_name(level)
+            if name.__class__ is not str:  # {"level": 2.5}: text, tagged (logpipe.safeform rule 6)
+                name, coerced = coerce_level(name), True
+            out[F.LEVEL] = name
         # Consume the keys we renamed, then copy the rest in one C-level update.
         if ts_key is not None and ts is not None:
             del rec[ts_key]
@@ -147,6 +153,10 @@ class JsonParser:
         if tags is not None and tags.__class__ is not list:
             # Later stages append markers (e.g. _invalid_utf8) to a list.
             out[F.TAGS] = [str(t) for t in tags] if isinstance(tags, tuple | set) else [str(tags)]
+        if coerced:
+            self.coerced += 1
+            have = out.get(F.TAGS)
+            out[F.TAGS] = [*(have or ()), F.TAG_ENCODE_FAILURE]
         if self.service and F.SERVICE not in out:
             out[F.SERVICE] = self.service
         return out

@@ -14,6 +14,7 @@ import datetime as dt
 import gzip
 import logging
 import os
+import re
 import threading
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from typing import Any
 from logpipe.config import SinkConfig
 from logpipe.durable import atomic_write
 from logpipe.ship.base import SendResult, Sink, SinkConfigError, SinkStopped
-from logpipe.ship.stdout import render_ndjson
+from logpipe.ship.stdout import encode_ndjson
 
 log = logging.getLogger("logpipe.archive")
 
@@ -40,6 +41,16 @@ def archive_dir(url: str) -> Path:
 
 def is_segment(path: Path) -> bool:
     return path.name.endswith(SEGMENT_SUFFIX) and not path.name.startswith(".")
+
+
+#: The names `_write_segment` gives: `<UTC time>Z-<pid>-<seq>.ndjson.gz`.
+_SEGMENT_NAME = re.compile(r"\d{8}T\d{12}Z-\d{7,}-\d{8,}" + re.escape(SEGMENT_SUFFIX))
+
+
+def is_own_segment(path: Path) -> bool:
+    """A segment this sink wrote (by its name): its records carry ids we gave them, which a
+    replay keeps. Any other file's `_id` is the input's own (see logpipe.enrich)."""
+    return _SEGMENT_NAME.fullmatch(path.name) is not None
 
 
 class ArchiveSink(Sink):
@@ -65,8 +76,9 @@ class ArchiveSink(Sink):
     def send(self, records: list[dict[str, Any]]) -> SendResult:
         if not records:
             return SendResult()
-        payload = gzip.compress(render_ndjson(records, self.schema), compresslevel=self.level, mtime=0)
-        result = SendResult(delivered=len(records))
+        data, reduced = encode_ndjson(records, self.schema)
+        payload = gzip.compress(data, compresslevel=self.level, mtime=0)
+        result = SendResult(delivered=len(records), encode_failures=reduced)
         delay = 0.2
         while True:
             try:

@@ -32,6 +32,7 @@ class SendResult:
     delivered: int = 0
     duplicates: int = 0  # already present (e.g. Elasticsearch 409 on create): counted as delivered
     dead_lettered: int = 0
+    encode_failures: int = 0  # records sent in the safe form (logpipe.safeform), part of `delivered`
     retries: int = 0
     errors: list[str] = field(default_factory=list)
 
@@ -39,6 +40,7 @@ class SendResult:
         self.delivered += other.delivered
         self.duplicates += other.duplicates
         self.dead_lettered += other.dead_lettered
+        self.encode_failures += other.encode_failures
         self.retries += other.retries
         self.errors.extend(other.errors)
 

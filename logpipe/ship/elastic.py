@@ -45,6 +45,7 @@ from logpipe.es.client import (
 )
 from logpipe.es.naming import IndexNamer, deadletter_index
 from logpipe.fields import EVENT_KIND, ID, MESSAGE, SERVICE, TAGS, TIMESTAMP, to_ecs
+from logpipe.safeform import ECS_MAX_DEPTH, MAX_DEPTH, reduce, render_text
 from logpipe.ship.base import SendResult, Sink, SinkConfigError, SinkFatalError, SinkStopped
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,36 @@ _FILTER_PATH = "errors,items.*.status,items.*.error.type,items.*.error.reason,it
 _MAX_ERRORS_KEPT = 20
 ECS_INDEX = "ecs-logpipe-{service}-%Y.%m.%d"
 _DUMPS_OPT = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
+
+
+def cut_id(source: bytes, idj: bytes) -> bytes | None:
+    """`source` (one JSON object + newline, from orjson) without its top-level `"_id":<idj>`
+    pair, or None when that pair is not found exactly once (then encode without it).
+
+    Found once means it is the top-level pair: the record has that key, and a `"` inside
+    a JSON string is always escaped, so the bytes `"_id":` only ever start a key."""
+    pair = b'"_id":' + idj
+    tail = b"," + pair + b"}\n"
+    if source.endswith(tail):  # the enricher's order: `_id` last
+        return source[:-len(tail)] + b"}\n"
+    at = source.find(pair)
+    if at < 1 or source.find(pair, at + 1) >= 0:
+        return None
+    end = at + len(pair)
+    before, after = source[at - 1:at], source[end:end + 1]
+    if before == b",":
+        return source[:at - 1] + source[end:]
+    if before == b"{":
+        return source[:at] + source[end + 1:] if after == b"," else source[:at] + source[end:]
+    return None
+
+
+def _record_text(rec: dict[str, Any]) -> str:
+    """A rejected record as JSON text for its dead letter, whatever it holds."""
+    try:
+        return orjson.dumps(rec, option=orjson.OPT_NON_STR_KEYS, default=str).decode()
+    except TypeError:
+        return render_text(rec)
 
 
 class _Item:
@@ -231,15 +262,17 @@ class ElasticSink(Sink):
             self._headers[index] = head
         return head
 
-    def _encode(self, records: list[dict[str, Any]]) -> list[bytes]:
+    def _encode(self, records: list[dict[str, Any]], reduced: list[int] | None = None) -> list[bytes]:
         """One bytes object per record: the `create` action line and the source line.
 
-        The hot path serialises the record once and cuts the trailing `"_id"` (the enricher
-        adds it last) out of the bytes instead of copying the dict without it; the index
-        name is reused while consecutive records share day and service (`utc_day` of a
-        `...Z` timestamp is its first ten characters)."""
+        The hot path serialises the record once and cuts the `"_id"` pair out of the bytes
+        (`cut_id`: wherever it sits, so key order and tags added after it do not matter)
+        instead of copying the dict without it; the index name is reused while consecutive
+        records share day and service (`utc_day` of a `...Z` timestamp is its first ten
+        characters). A record orjson refuses goes out in the safe form (`_source`), counted in
+        `reduced[0]` when given."""
+        count = reduced if reduced is not None else [0]
         dumps = orjson.dumps
-        opt = _DUMPS_OPT
         index_for = self.namer.index_for
         header = self._header
         ecs = self.ecs
@@ -262,29 +295,54 @@ class ElasticSink(Sink):
             doc_id = rec.get(ID)
             if doc_id.__class__ is str and not ecs:
                 idj = dumps(doc_id)
-                try:
-                    source = dumps(rec, option=opt)
-                except TypeError:
-                    source = dumps(rec, option=opt, default=str)
-                tail = b',"_id":' + idj + b"}\n"
-                if source.endswith(tail):
-                    append(head + idj + b"}}\n" + source[:-len(tail)] + b"}\n")
+                source, doc = self._source(rec, count)
+                body = cut_id(source, idj) if doc is rec else None
+                if body is not None:
+                    append(head + idj + b"}}\n" + body)
                     continue
-            append(self._encode_one(rec, doc_id, index_for(rec)))
+                append(self._encode_one(doc, doc.get(ID), index_for(rec), count))
+                continue
+            append(self._encode_one(rec, doc_id, index_for(rec), count))
         return lines
 
-    def _encode_one(self, rec: dict[str, Any], doc_id: Any, index: str) -> bytes:
-        """The general case: ECS rendering, ids that are not strings, `_id` not last."""
+    @staticmethod
+    def _source(rec: dict[str, Any], count: list[int]) -> tuple[bytes, dict[str, Any]]:
+        """`rec` as one NDJSON line, and the record that was encoded: `rec` itself, or its
+        safe form (counted in `encode_failures`) when orjson refuses it."""
+        try:
+            return orjson.dumps(rec, option=_DUMPS_OPT), rec
+        except TypeError:
+            pass
+        try:
+            return orjson.dumps(rec, option=_DUMPS_OPT, default=str), rec
+        except TypeError:
+            safe = reduce(rec)
+            count[0] += 1
+            return orjson.dumps(safe, option=_DUMPS_OPT, default=str), safe
+
+    def _encode_one(self, rec: dict[str, Any], doc_id: Any, index: str, count: list[int]) -> bytes:
+        """The general case: ECS rendering, ids that are not strings, an id found twice."""
+        try:
+            source = self._document(rec)
+        except (TypeError, AttributeError):  # AttributeError: ECS naming of a non-string key
+            count[0] += 1
+            safe = reduce(rec, max_depth=ECS_MAX_DEPTH if self.ecs else MAX_DEPTH)
+            safe.pop(ID, None)
+            source = orjson.dumps(to_ecs(safe) if self.ecs else safe, option=_DUMPS_OPT, default=str)
+        if doc_id is None:
+            return b'{"create":{"_index":' + orjson.dumps(index) + b"}}\n" + source
+        return self._header(index) + orjson.dumps(str(doc_id)) + b"}}\n" + source
+
+    def _document(self, rec: dict[str, Any]) -> bytes:
+        """The source line of `rec` without `_id` (ECS-named when configured); raises TypeError
+        when orjson refuses it."""
         doc = to_ecs(rec) if self.ecs else rec
         if ID in doc:
             doc = {k: v for k, v in doc.items() if k != ID}
         try:
-            source = orjson.dumps(doc, option=_DUMPS_OPT)
+            return orjson.dumps(doc, option=_DUMPS_OPT)
         except TypeError:
-            source = orjson.dumps(doc, option=_DUMPS_OPT, default=str)
-        if doc_id is None:
-            return b'{"create":{"_index":' + orjson.dumps(index) + b"}}\n" + source
-        return self._header(index) + orjson.dumps(str(doc_id)) + b"}}\n" + source
+            return orjson.dumps(doc, option=_DUMPS_OPT, default=str)
 
     def _cuts(self, lines: list[bytes]) -> list[tuple[int, int]]:
         """[lo, hi) ranges of `lines` within the byte and document caps of one bulk request."""
@@ -310,7 +368,9 @@ class ElasticSink(Sink):
     # -- delivery -----------------------------------------------------------------------
     def _send_part(self, records: list[dict[str, Any]], abort: threading.Event | None = None) -> SendResult:
         result = SendResult()
-        lines = self._encode(records)
+        reduced = [0]
+        lines = self._encode(records, reduced)
+        result.encode_failures = reduced[0]
         for lo, hi in self._cuts(lines):
             self._deliver(_Span(lines, records, lo, hi), result, abort)
         return result
@@ -447,13 +507,17 @@ class ElasticSink(Sink):
                     "status": status,
                     "index": item.index,
                     "id": "" if item.doc_id is None else str(item.doc_id),
-                    "record": orjson.dumps(rec, option=orjson.OPT_NON_STR_KEYS, default=str).decode(),
+                    "record": _record_text(rec),
                 },
             }
             index = deadletter_index(self.cfg.deadletter_index)
             head = b'{"create":{"_index":' + orjson.dumps(index)
             action = head + (b"}}\n" if item.doc_id is None else b',"_id":' + orjson.dumps(str(item.doc_id)) + b"}}\n")
-            dl = _Item(action + orjson.dumps(doc, option=orjson.OPT_APPEND_NEWLINE), rec, item.index, item.doc_id, True)
+            try:
+                source = orjson.dumps(doc, option=orjson.OPT_APPEND_NEWLINE)
+            except TypeError:  # e.g. a message with lone surrogates: the letter in the safe form
+                source = orjson.dumps(reduce(doc), option=orjson.OPT_APPEND_NEWLINE)
+            dl = _Item(action + source, rec, item.index, item.doc_id, True)
             dl.reason = reason
             to_index.append(dl)
         if to_index:
@@ -461,10 +525,15 @@ class ElasticSink(Sink):
 
     def _write_local(self, record: dict[str, Any], reason: str, deadletter_error: str) -> None:
         path = Path(self.cfg.deadletter_path)
-        line = orjson.dumps({
+        entry = {
             TIMESTAMP: datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
             "sink": self.url, "reason": reason, "deadletter_error": deadletter_error, "record": record,
-        }, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS, default=str)
+        }
+        try:
+            line = orjson.dumps(entry, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS, default=str)
+        except TypeError:
+            entry["record"] = _record_text(record)
+            line = orjson.dumps(entry, option=orjson.OPT_APPEND_NEWLINE, default=str)
         with self._file_lock:
             path.parent.mkdir(parents=True, exist_ok=True)
             with open(path, "ab") as fh:

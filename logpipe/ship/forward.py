@@ -137,6 +137,7 @@ class ForwardSink(Sink):
         result = SendResult()
         if not records:
             return result
+        reduced = self._packer.reduced
         chunks = self._chunks(records)
         pending: OrderedDict[str, _Chunk] = OrderedDict()  # sent or built, not yet acked
         while True:
@@ -155,6 +156,7 @@ class ForwardSink(Sink):
                 break
         self._on_success()
         result.delivered = len(records)
+        result.encode_failures = self._packer.reduced - reduced
         return result
 
     def _exchange(self, conn: ForwardConnection, chunks: Iterator[_Chunk],

@@ -30,6 +30,7 @@ except ImportError:  # pragma: no cover - msgpack does the same job
     ormsgpack = None  # type: ignore[assignment]
 
 from logpipe.fields import EVENT_KIND, LEVEL, METHOD, STATUS, TIMESTAMP
+from logpipe.safeform import encodable, reduce
 from logpipe.ship.forward_tags import TagRenderer, hashable_key, record_kind_fast
 
 # fixarray(2) + fixext8 header with ext type 0 (EventTime); 8 payload bytes follow.
@@ -42,7 +43,7 @@ _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
 # both packers give the same values
 _ORM_OPTIONS = (ormsgpack.OPT_PASSTHROUGH_DATETIME | ormsgpack.OPT_PASSTHROUGH_UUID
                 | ormsgpack.OPT_PASSTHROUGH_DATACLASS | ormsgpack.OPT_PASSTHROUGH_ENUM
-                | ormsgpack.OPT_PASSTHROUGH_BIG_INT) if ormsgpack is not None else 0
+                ) if ormsgpack is not None else 0  # a big int raises: the record takes the safe form
 
 
 def new_chunk_id() -> str:
@@ -160,27 +161,25 @@ def _default(obj: Any) -> Any:
 
 
 def _json_safe(record: dict[str, Any]) -> bool:
-    try:
-        orjson.dumps(record)
-        return True
-    except (TypeError, orjson.JSONEncodeError):
-        return False
+    return encodable(record)
 
 
-def safe_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Return `records`, or a copy with the unsafe ones sanitised.
+def safe_records(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+    """Return `records`, or a copy with the unsafe ones in the safe form (logpipe.safeform),
+    and how many were reduced.
 
     orjson rejects exactly what Fluentd/Elasticsearch cannot take and msgpack might let
-    through (bytes values, ints beyond 64 bits, invalid UTF-8, non-string keys), and checks a
-    whole batch at C speed, so the per-record walk runs only where needed.
+    through (bytes values, ints beyond 64 bits, invalid UTF-8, non-string keys, deep nesting),
+    and checks a whole batch at C speed, so the per-record walk runs only where needed.
     """
     try:
         # one record at a time, each output dropped at once: serialising the whole batch into
         # one multi-megabyte buffer measured ~1.7x slower (allocation and cache misses)
         deque(map(orjson.dumps, records), maxlen=0)
-        return records
+        return records, 0
     except (TypeError, orjson.JSONEncodeError):
-        return [r if _json_safe(r) else sanitize(r) for r in records]
+        out = [r if _json_safe(r) else reduce(r) for r in records]
+        return out, sum(1 for a, b in zip(records, out, strict=True) if a is not b)
 
 
 def _gather(items: list[Any], idx: list[int]) -> list[Any]:
@@ -301,6 +300,7 @@ class EntryPacker:
         self._times = EventTimeParser()
         self._secs: dict[str, int] = {}  # "YYYY-mm-ddTHH:MM:SS" -> epoch seconds
         self._key_ids: dict[int, _KeyIds] = {}  # per TagRenderer (by id), reset when large
+        self.reduced = 0  # records packed in the safe form so far (logpipe.safeform)
 
     def entry(self, record: dict[str, Any]) -> bytes:
         """One entry, exactly: sanitises values msgpack or Fluentd could not take."""
@@ -310,7 +310,8 @@ class EntryPacker:
         except (OverflowError, UnicodeEncodeError, TypeError, ValueError):
             body = b""
         if not body or not _json_safe(record):
-            body = self._packer.pack(sanitize(record))
+            self.reduced += 1
+            body = self._packer.pack(reduce(record))
         return _ENTRY_PREFIX + _EVENT_TIME.pack(secs, nsecs) + body
 
     def chunks(self, records: list[dict[str, Any]], tags: TagRenderer, *, chunk_bytes: int = 512 * 1024,
@@ -328,7 +329,8 @@ class EntryPacker:
         surrogates and non-string keys, so the pass only ever catches bytes values.
         """
         if vet or self._orm is None:
-            records = safe_records(records)
+            records, reduced = safe_records(records)
+            self.reduced += reduced
         n = len(records)
         if not n:
             return
@@ -404,10 +406,13 @@ class EntryPacker:
             return b"".join(p + self._body(r) for p, r in zip(prefixes, records, strict=True))
 
     def _body(self, record: dict[str, Any]) -> bytes:
-        try:
-            return self._pack(record if _json_safe(record) else sanitize(record))
-        except Exception:
-            return self._pack(sanitize(record))
+        if _json_safe(record):
+            try:
+                return self._pack(record)
+            except Exception:  # noqa: BLE001 - msgpack refused what orjson took: the safe form
+                pass
+        self.reduced += 1
+        return self._pack(reduce(record))
 
     def _prefix(self, ts: Any) -> bytes:
         """One entry prefix: the per-second cache for the tailer's form, else the exact parser."""

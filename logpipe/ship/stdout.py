@@ -9,6 +9,7 @@ import orjson
 
 from logpipe.config import SinkConfig
 from logpipe.fields import to_ecs
+from logpipe.safeform import ECS_MAX_DEPTH, MAX_DEPTH, reduce
 from logpipe.ship.base import SendResult, Sink, SinkFatalError
 
 _OPTS = orjson.OPT_APPEND_NEWLINE
@@ -17,21 +18,37 @@ _SLOW_OPTS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
 
 def render_ndjson(records: list[dict[str, Any]], schema: str = "logpipe") -> bytes:
     """One JSON object per line (orjson; unknown types rendered with str())."""
+    return encode_ndjson(records, schema)[0]
+
+
+def encode_ndjson(records: list[dict[str, Any]], schema: str = "logpipe") -> tuple[bytes, int]:
+    """NDJSON of `records`, and how many of them went out in the safe form (logpipe.safeform)
+    because orjson refused them as they were."""
     dumps = orjson.dumps
-    if schema == "ecs":
-        records = [to_ecs(r) for r in records]
     # Appended one by one and dropped at once, not kept in a list for a join: orjson's output
     # buffers are over-allocated and shrunk, so keeping thousands of them alive strands a page
     # each and costs a page fault per record (~4 µs on a VM, measured) instead of ~0.4 µs.
     out = bytearray()
     try:
-        for r in records:
-            out += dumps(r, default=str, option=_OPTS)
-    except TypeError:  # a non-string key somewhere (rare): the slower option handles it
-        out = bytearray()
-        for r in records:
-            out += dumps(r, default=str, option=_SLOW_OPTS)
-    return bytes(out)
+        if schema == "ecs":
+            for r in records:
+                out += dumps(to_ecs(r), default=str, option=_OPTS)
+        else:
+            for r in records:
+                out += dumps(r, default=str, option=_OPTS)
+        return bytes(out), 0
+    except (TypeError, ValueError, AttributeError):  # rare: non-string keys, or a record to reduce
+        pass
+    out = bytearray()
+    reduced = 0
+    for r in records:
+        try:
+            out += dumps(to_ecs(r) if schema == "ecs" else r, default=str, option=_SLOW_OPTS)
+        except (TypeError, ValueError, AttributeError):
+            safe = reduce(r, max_depth=ECS_MAX_DEPTH if schema == "ecs" else MAX_DEPTH)
+            out += dumps(to_ecs(safe) if schema == "ecs" else safe, default=str, option=_SLOW_OPTS)
+            reduced += 1
+    return bytes(out), reduced
 
 
 class StdoutSink(Sink):
@@ -43,13 +60,13 @@ class StdoutSink(Sink):
         self._out = stream if stream is not None else sys.stdout.buffer
 
     def send(self, records: list[dict[str, Any]]) -> SendResult:
-        data = render_ndjson(records, self.schema)
+        data, reduced = encode_ndjson(records, self.schema)
         try:
             self._out.write(data)
             self._out.flush()
         except (BrokenPipeError, ValueError) as exc:
             raise SinkFatalError(f"stdout: cannot write ({exc})") from None
-        return SendResult(delivered=len(records))
+        return SendResult(delivered=len(records), encode_failures=reduced)
 
     def describe(self) -> str:
         return "stdout"

@@ -3,7 +3,9 @@
 Files come oldest first (`expand_inputs`: rotated sets by generation, archive segments by
 name). Offsets are into the decompressed stream and the fingerprint is taken from the
 decompressed head, so a `.gz` copy of a file yields the same record ids as the original,
-and replaying the same input twice gives the same ids. Archive records keep their `_id`.
+and replaying the same input twice gives the same ids. Records of our own archive segments
+keep their `_id` (`is_own_segment`); in any other file an `_id` is the input's, moved to
+`_source_id`.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from logpipe.config import Config, InputConfig
+from logpipe.ship.archive import is_own_segment
 from logpipe.stages import FileStats, PipelineStats
 from logpipe.tail.files import expand_inputs, open_any
 from logpipe.tail.fingerprint import HEAD_READ, fingerprint
@@ -77,7 +80,8 @@ class ReplayFront:
             self._fh = fh
             self._raw = getattr(fh, "fileobj", None) or fh
             sample = sample_lines(head) if self.input.format == "auto" else []
-            self._stream = Stream(key=f"{fp}:{path}", path=str(path), fp=fp, input=self.input, sample=sample)
+            self._stream = Stream(key=f"{fp}:{path}", path=str(path), fp=fp, input=self.input, sample=sample,
+                                  keeps_ids=is_own_segment(path))
             self._splitter = LineSplitter(0, self.cfg.pipeline.max_line_bytes)
             self._pending_head = head
             self.stats.files[str(path)] = FileStats(path=str(path), size=_size(path))

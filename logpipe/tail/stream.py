@@ -14,6 +14,7 @@ class Stream:
 
     `key` identifies it for acks/checkpoints; `fp` (content fingerprint) and the byte
     offset make record ids. `sample` holds the first lines for format autodetection.
+    `keeps_ids`: the lines are records of our own archive, whose `_id` is ours and kept.
     """
 
     key: str
@@ -21,6 +22,7 @@ class Stream:
     fp: str
     input: InputConfig
     sample: list[str] = field(default_factory=list)
+    keeps_ids: bool = False
 
 
 @dataclass
