@@ -264,3 +264,12 @@ def shutdown_logging() -> None:
             pass
         st.listener.drain()
         st.listener.writer.close()
+
+
+def queue_stats() -> dict[str, int] | None:
+    """Depth and drops of the logging queue (None before `setup_logging`); read by health endpoints."""
+    st = _state
+    if st is None:
+        return None
+    return {"depth": st.queue.qsize(), "dropped_total": st.gate.dropped_total,
+            "limit": st.gate.limit}
