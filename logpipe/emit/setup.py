@@ -12,6 +12,7 @@ import os
 import queue
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +82,11 @@ def _open_files(cfg: EmitConfig, path: Path) -> tuple[files.LogFile, files.LogFi
     return app, err, acc
 
 
+def _browser_file(cfg: EmitConfig, path: Path) -> Callable[[], files.LogFile]:
+    """browser.log (page events from logpipe.browser), rotated like access.log, opened on first use."""
+    return lambda: files.TimedRotatingFile(path / "browser.log", cfg.access_backup_count)
+
+
 def _console(cfg: EmitConfig) -> H.Console | None:
     if cfg.console == "off":
         return None
@@ -140,7 +146,8 @@ def setup_logging(
         writer = H.Writer(static=render.static_fields(cfg.service, cfg.environment, cfg.version, cfg.host),
                           schema=cfg.schema, scrubber=scrubber, app=logfiles[0], error=logfiles[1],
                           access=logfiles[2], console=_console(cfg), file_level=file_level,
-                          console_level=console_level)
+                          console_level=console_level,
+                          browser=None if log_path is None else _browser_file(cfg, log_path))
         q: queue.SimpleQueue[Any] = queue.SimpleQueue()
         gate = H.QueueGate(q, cfg.queue_max_entries, cfg.queue_max_wait_s)
         handler = H.EntryQueueHandler(q, gate)

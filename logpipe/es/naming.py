@@ -10,6 +10,7 @@ from logpipe.fields import EVENT_KIND, SERVICE, TIMESTAMP
 
 METRICS_PATTERN = "logpipe-metrics-%Y.%m.%d"
 ALERTS_PATTERN = "logpipe-alerts-%Y.%m.%d"
+BROWSER_PATTERN = "logpipe-browser-%Y.%m.%d"
 _BAD_CHARS = re.compile(r"[^a-z0-9._-]+")
 
 
@@ -51,7 +52,7 @@ class IndexNamer:
     def index_for(self, record: dict[str, Any]) -> str:
         kind = record.get(EVENT_KIND)
         day = utc_day(record.get(TIMESTAMP))
-        key = (day, record.get(SERVICE), kind if kind in ("metric", "alert") else "")
+        key = (day, record.get(SERVICE), kind if kind in ("metric", "alert", "browser") else "")
         name = self._cache.get(key)
         if name is None:
             name = self._render(*key)
@@ -61,7 +62,8 @@ class IndexNamer:
         return name
 
     def _render(self, day: str, service: Any, kind: str) -> str:
-        pattern = {"metric": self.metrics_pattern, "alert": self.alerts_pattern}.get(kind, self.pattern)
+        pattern = {"metric": self.metrics_pattern, "alert": self.alerts_pattern,
+                   "browser": BROWSER_PATTERN}.get(kind, self.pattern)
         try:
             d = date.fromisoformat(day)
         except ValueError:
