@@ -64,14 +64,14 @@ def _int(text: str) -> int:
 
 
 class Sidecar:
-    def __init__(self, tmp: Path, log: Path) -> None:
+    def __init__(self, tmp: Path, log: Path, fmt: str = "combined") -> None:
         self.port = _free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=str(REPO))
         env.pop("LOGPIPE_DASHBOARD_TOKEN", None)
         self.stderr = open(tmp / "sidecar.err", "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "logpipe", "tail", str(log), "--format", "combined", "--sink",
+            [sys.executable, "-m", "logpipe", "tail", str(log), "--format", fmt, "--sink",
              f"file:{tmp / 'archive'}", "--metrics-addr", f"127.0.0.1:{self.port}", "--dashboard",
              "--checkpoint", str(tmp / "cp.json")],
             stdout=subprocess.DEVNULL, stderr=self.stderr, env=env, cwd=tmp)
@@ -185,3 +185,42 @@ def test_dashboard_on_a_non_loopback_address_needs_a_token(monkeypatch) -> None:
     assert routes.handle("/api/v1/summary", "", "Bearer t0k")[0] == 200
     assert routes.handle("/", "token=t0k", None)[0] == 200
     assert routes.handle("/metrics", "", None) is None  # the server's own routes stay as they were
+
+
+def _browser_record(route: str, kind: str, **fields) -> str:
+    rec = {"@timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "level": "info",
+           "logger": "logpipe.browser", "message": f"browser {kind}", "service": "shop", "request_id": "r-1",
+           "event.kind": "browser", "browser.type": kind, "page.path": route, "page.route": route, **fields}
+    return json.dumps(rec)
+
+
+def test_page_side_vitals_and_js_errors_beside_server_latency(tmp_path: Path) -> None:
+    log = tmp_path / "browser.log"
+    lcp = [800.0 + 37.0 * i for i in range(40)]  # p75 known exactly
+    lines = [_browser_record("/cart", "pageview") for _ in range(40)]
+    lines += [_browser_record("/cart", "vital", **{"vital.name": "LCP", "vital.value": v, "vital.rating": "good"})
+              for v in lcp]
+    lines += [_browser_record("/cart", "error", level="error", exception={"type": "TypeError", "message": "x"})
+              for _ in range(4)]
+    log.write_text("\n".join(lines) + "\n")
+    car = Sidecar(tmp_path, log, fmt="json")
+    try:
+        s = car.wait(lambda s: s["pipeline"]["bytes_behind"] == 0 and s["pages"]
+                     and s["pipeline"]["lines_read"] == len(lines), "browser records tailed", 60)
+        page = s["pages"][0]
+        assert page["route"] == "/cart"
+        since = page["since_start"]
+        assert since["page_views"] == 40 and since["js_errors"] == 4 and since["js_error_rate"] == 0.1
+        expected = sorted(lcp)[int(0.75 * 40) - 1]  # nearest rank
+        assert since["LCP"]["count"] == 40 and since["LCP"]["p75"] == pytest.approx(expected, rel=0.01)
+        assert page["5m"]["LCP"]["p75"] == expected
+        assert s["overall"]["since_start"]["count"] == 0  # page events are not server traffic
+        html = dump_dom(car.base + "/?window=since_start")
+        row = next(n for n in parse(html) if n["attrs"].get("data-page") == "/cart")
+        cells = {c["attrs"].get("data-k"): c["text"] for c in row["children"]}
+        assert cells["js_errors"] == "4" and float(cells["LCP"]) == pytest.approx(expected, rel=0.01)
+        code, body = _get(car.base + "/metrics")
+        assert b'logpipe_page_vital_p75{route="/cart",vital="LCP",window="since_start"}' in body
+        assert b'logpipe_page_js_errors_total{route="/cart"} 4.0' in body
+    finally:
+        car.stop()

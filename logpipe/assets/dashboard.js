@@ -97,6 +97,20 @@
       tbody.appendChild(tr);
     }
 
+    const pages = document.querySelector("#pages tbody");
+    pages.replaceChildren();
+    const pw = w === "since_start" ? "since_start" : "5m"; // page events are sparse: no 1 min view
+    for (const p of s.pages || []) {
+      const st = p[pw];
+      const tr = el("tr", { class: "page", "data-page": p.route });
+      const v = (name) => (st[name] ? st[name].p75 : null);
+      const cells = [["route", p.route], ["page_views", num(st.page_views)], ["js_errors", num(st.js_errors)],
+                     ["js_error_rate", pct(st.js_error_rate)], ["LCP", ms(v("LCP"))], ["INP", ms(v("INP"))],
+                     ["CLS", v("CLS") === null ? "–" : v("CLS").toFixed(3)]];
+      for (const [k, val] of cells) tr.appendChild(el("td", { "data-k": k }, val));
+      pages.appendChild(tr);
+    }
+
     const slow = document.getElementById("slowest");
     slow.replaceChildren();
     for (const r of s.slowest) slow.appendChild(el("li", {}, r.method + " " + r.route + ": p95 " + ms(r.p95_ms) + " ms, p99 " + ms(r.p99_ms) + " ms"));

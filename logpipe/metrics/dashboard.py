@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from logpipe.metrics.block import Block
 
 if TYPE_CHECKING:
+    from logpipe.metrics.pagevitals import PageVitals
     from logpipe.metrics.tap import LogMetricsTap
     from logpipe.stages import PipelineStats
 
@@ -54,8 +55,10 @@ class Dashboard:
     """Builds summaries from a tap and the pipeline stats; owns the 1 Hz counter sampler."""
 
     def __init__(self, tap: LogMetricsTap, stats: PipelineStats, *, cache_s: float = 1.0,
-                 sample_s: float = 1.0, history: int = 600, clock: Callable[[], float] = time.time) -> None:
+                 sample_s: float = 1.0, history: int = 600, clock: Callable[[], float] = time.time,
+                 pages: PageVitals | None = None) -> None:
         self.tap = tap
+        self.pages = pages
         self.stats = stats
         self.cache_s = cache_s
         self.clock = clock
@@ -141,6 +144,7 @@ class Dashboard:
             "series": self._series(now),
             "alerts": self._alerts(now),
             "pipeline": self._pipeline(now),
+            "pages": self.pages.snapshot() if self.pages is not None else [],
         }
 
     def _series(self, now: float) -> dict[str, Any]:

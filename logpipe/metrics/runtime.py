@@ -17,6 +17,7 @@ from logpipe.metrics.alerts import AlertConfigError, AlertEngine, default_rules,
 from logpipe.metrics.dashboard import Dashboard
 from logpipe.metrics.dashboard_http import DashboardRoutes, DashboardStartError
 from logpipe.metrics.notify import StderrNotifier, WebhookNotifier
+from logpipe.metrics.pagevitals import PageVitals, PageVitalsCollector
 from logpipe.metrics.prometheus import make_registry
 from logpipe.metrics.server import MetricsServer
 from logpipe.metrics.tap import LogMetricsTap, Notifier
@@ -110,13 +111,15 @@ def start_metrics(cfg: Config, stats: PipelineStats, *, clock: Callable[[], floa
         host=cfg.pipeline.host or socket.gethostname(), stats=stats, alerts=engine, notifiers=notifiers,
         clock=clock,
     )
+    pages = PageVitals(clock)  # browser records' Web Vitals and JS errors, beside server latency
+    tap.agg.listeners.append(pages.on_batch)
     server = None
     dashboard = routes = None
     if m.dashboard:
         if not m.addr:
             tap.stop()
             raise ConfigError("the dashboard is served on metrics.addr: give --metrics-addr")
-        dashboard = Dashboard(tap, stats)
+        dashboard = Dashboard(tap, stats, pages=pages)
         try:
             routes = DashboardRoutes(dashboard, m.addr.rpartition(":")[0].strip("[]"))
         except DashboardStartError as exc:
@@ -124,7 +127,9 @@ def start_metrics(cfg: Config, stats: PipelineStats, *, clock: Callable[[], floa
             raise ConfigError(str(exc)) from None
     if m.addr:
         try:
-            server = MetricsServer(m.addr, make_registry(tap), stats, m.health_max_ack_age_s, routes).start()
+            registry = make_registry(tap)
+            registry.register(PageVitalsCollector(pages))
+            server = MetricsServer(m.addr, registry, stats, m.health_max_ack_age_s, routes).start()
         except (OSError, ValueError) as exc:
             tap.stop()
             raise ConfigError(f"metrics.addr '{m.addr}': cannot listen: {exc}") from None
