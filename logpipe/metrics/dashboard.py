@@ -64,6 +64,7 @@ class Dashboard:
         self.clock = clock
         self.samples: deque[_Sample] = deque(maxlen=history)
         self._caught_up: dict[str, float] = {}
+        self._points: dict[int, dict[str, Any]] = {}  # finished slots' sparkline points
         self._lock = threading.Lock()
         self._cached: tuple[float, bytes] | None = None
         self._stop = threading.Event()
@@ -148,21 +149,29 @@ class Dashboard:
         }
 
     def _series(self, now: float) -> dict[str, Any]:
-        """One point per 10 s slot of the last 5 minutes: requests/s, 5xx/s, p95 (sparklines)."""
+        """One point per 10 s slot of the last 5 minutes: requests/s, 5xx/s, p95 (sparklines).
+
+        Finished slots never change, so their points are computed once and kept; only the
+        slot being written is read under the aggregator's lock."""
         agg = self.tap.agg
         with agg.lock:
             slots = list(agg.slots)
-            points = []
-            for idx, b in slots:
-                counts = b.class_counts.sum(axis=0) if b.nkeys else None
-                n = int(counts.sum()) if counts is not None else 0
-                p95 = b.overall.quantiles((0.95,))[0] if b.overall.count else None
-                points.append({"t": _iso(idx * agg.slot_s), "requests_per_s": n / agg.slot_s,
-                               "errors_5xx_per_s": (int(counts[5]) if counts is not None else 0) / agg.slot_s,
-                               "p95_ms": None if p95 is None else round(float(p95), 3)})
+            newest = _slot_point(*slots[-1], agg.slot_s) if slots else None
         cutoff = int(now // agg.slot_s) - int(300 // agg.slot_s)
-        return {"step_s": agg.slot_s,
-                "points": [p for (idx, _b), p in zip(slots, points, strict=True) if idx > cutoff]}
+        points = []
+        for i, (idx, block) in enumerate(slots):
+            if idx <= cutoff:
+                continue
+            if i == len(slots) - 1:
+                points.append(newest)
+                continue
+            point = self._points.get(idx)
+            if point is None:
+                point = self._points[idx] = _slot_point(idx, block, agg.slot_s)
+            points.append(point)
+        for idx in [k for k in self._points if k <= cutoff]:
+            del self._points[idx]
+        return {"step_s": agg.slot_s, "points": points}
 
     def _alerts(self, now: float) -> list[dict[str, Any]]:
         engine = self.tap.alerts
@@ -223,6 +232,15 @@ class Dashboard:
             "throttled": dropped.get("throttle", 0), "dropped": dropped,
             "metrics_internal_errors": self.tap.internal_errors,
         }
+
+
+def _slot_point(idx: int, b: Block, slot_s: float) -> dict[str, Any]:
+    counts = b.class_counts.sum(axis=0) if b.nkeys else None
+    n = int(counts.sum()) if counts is not None else 0
+    p95 = b.overall.quantiles((0.95,))[0] if b.overall.count else None
+    return {"t": _iso(idx * slot_s), "requests_per_s": n / slot_s,
+            "errors_5xx_per_s": (int(counts[5]) if counts is not None else 0) / slot_s,
+            "p95_ms": None if p95 is None else round(float(p95), 3)}
 
 
 def _route_state(st: dict[str, Any]) -> str:
