@@ -171,3 +171,23 @@ def test_other_paths_go_to_the_wrapped_app():
     client = httpx.Client(transport=httpx.WSGITransport(app=app), base_url="http://svc")
     assert client.get("/orders").text == "hello"
     assert client.get("/health").json()["status"] == "alive"
+
+
+def test_a_pool_full_of_hung_checks_says_so_instead_of_growing(release):
+    clock = FakeClock()
+    checks = HealthChecks(cache_s=1.0, max_workers=1, clock=clock)
+    checks.add("hung", lambda: release.wait(30), timeout_s=0.2)
+    checks.add("fine", lambda: True, timeout_s=0.2)
+    body = checks.readiness().as_dict()["checks"]
+    assert body["hung"]["state"] == "timed_out"
+    assert body["fine"]["state"] == "timed_out" and "workers busy" in body["fine"]["error"]
+    assert len([t for t in threading.enumerate() if t.name.startswith("logpipe-health")]) == 1
+    release.set()  # the hung check returns: the next probe runs both normally
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        clock.t += 2.0
+        r = checks.readiness()
+        if r.ready:
+            break
+    assert r.ready
+    checks.close()

@@ -138,6 +138,8 @@ class HealthChecks:
                 state, error = running.future.result(timeout=max(0.0, remaining))
             except TimeoutError:
                 state, error = TIMED_OUT, f"no answer within {c.timeout_s:g}s"
+                if not running.future.running():
+                    error += f" (not started: all {self.max_workers} health workers busy with hung checks)"
             duration = (time.monotonic() - running.started) * 1000.0
             results.append(CheckResult(c.name, state, duration, c.critical, error))
         for r in results:
