@@ -11,6 +11,12 @@ Run it with uvicorn's factory mode so importing the module has no side effects:
 
 Chaos is seeded (DEMO_SEED) and can be forced per request: `?fail=503` answers that status,
 `?delay_ms=250` sleeps that long — the traffic generator uses these for 5xx bursts.
+
+It also shows the three service-side extras: `/` is a page whose browser events (page views,
+Web Vitals, JavaScript errors) arrive through `logpipe.browser` as records in browser.log with the
+page's request id; `/login?user=u-42` sets a demo cookie that a tiny auth middleware turns into
+`user_id` context (beacons get identity from it, never from their body); `/health`,
+`/health/ready`, `/health/detailed` come from `logpipe.health`.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 
 #: Environment variables the demo reads (the compose test checks this list against docker-compose.yml).
 ENV_VARS = ("DEMO_LOG_DIR", "DEMO_SEED", "DEMO_ERROR_RATE", "DEMO_SLOW_RATE", "DEMO_SLOW_MS", "DEMO_CONSOLE")
@@ -93,6 +99,9 @@ class Chaos:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app and set up logging (files under settings.log_dir)."""
     from logpipe import bind_context, get_logger, setup_logging
+    from logpipe.browser import BrowserASGI, BrowserConfig, BrowserEvents, script_tag
+    from logpipe.emit.context import get_context
+    from logpipe.health import HealthASGI, HealthChecks
     from logpipe.middleware import LoggingMiddleware
 
     settings = settings or Settings.from_env()
@@ -101,6 +110,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     legacy = logging.getLogger("demo.legacy")  # stdlib calls land in the same JSON shape
     chaos = Chaos(settings)
     app = FastAPI(title="logpipe demo", docs_url=None, redoc_url=None)
+    # Outermost last: logging (request id, access record) -> demo auth -> beacons -> health -> routes.
+    app.add_middleware(HealthASGI, checks=demo_checks(settings, HealthChecks(cache_s=1.0)))
+    app.add_middleware(BrowserASGI, events=BrowserEvents(BrowserConfig()))
+    app.add_middleware(DemoAuth)
     app.add_middleware(LoggingMiddleware)
 
     async def chaos_gate(request: Request, base_ms: float, what: str) -> None:
@@ -112,6 +125,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             except UpstreamTimeout:
                 log.error("request failed", exc_info=True, answered=status)
             raise HTTPException(status_code=status, detail=f"{what} failed")
+
+    @app.get("/login")
+    async def login(user: str = "u-1") -> RedirectResponse:
+        resp = RedirectResponse("/", status_code=303)
+        resp.set_cookie("demo_user", user[:32], httponly=True, samesite="strict")
+        return resp
+
+    @app.get("/", response_class=HTMLResponse)
+    async def page() -> str:
+        return PAGE.replace("{script_tag}", script_tag(get_context().get("request_id")))
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -157,3 +180,66 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         raise RuntimeError("unhandled demo failure (the middleware logs it once, with its stack)")
 
     return app
+
+
+class DemoAuth:
+    """Stands in for a real auth layer: the `demo_user` cookie becomes `user_id` context."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            from logpipe import bind_context
+
+            for name, value in scope.get("headers", ()):
+                if name == b"cookie":
+                    for part in value.decode("latin-1").split(";"):
+                        key, _, val = part.strip().partition("=")
+                        if key == "demo_user" and val.replace("-", "").isalnum():
+                            bind_context(user_id=val)
+        await self.app(scope, receive, send)
+
+
+def demo_checks(settings: Settings, checks: Any) -> Any:
+    """Readiness: the log directory has room, and the logging queue is not backed up."""
+    import shutil
+
+    from logpipe.emit.setup import queue_stats
+
+    def disk() -> bool:
+        usage = shutil.disk_usage(settings.log_dir)
+        return usage.free / usage.total > 0.01
+
+    def log_queue() -> bool:
+        q = queue_stats()
+        return q is None or q["depth"] < q["limit"] // 2
+
+    checks.add("log_dir_space", disk, timeout_s=0.5)
+    checks.add("log_queue", log_queue, timeout_s=0.5)
+    return checks
+
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>logpipe demo</title>
+{script_tag}
+<style>body{font:16px system-ui;margin:2rem;max-width:50rem} h1{font-size:3rem} button{font-size:1.2rem;margin:.5rem}</style>
+</head><body>
+<h1>logpipe demo shop</h1>
+<p id="hero">Invoices, users and searches: every request this page makes is logged by the service,
+and the page's own experience (page view, Web Vitals, JavaScript errors) arrives as browser records
+with this page's request id.</p>
+<button id="work">Recalculate totals</button>
+<button id="break">Break something</button>
+<p id="out"></p>
+<script>
+document.getElementById("work").addEventListener("click", function () {
+  var t = performance.now(); while (performance.now() - t < 60) {}  // a slow handler: INP worth measuring
+  document.getElementById("out").textContent = "totals recalculated";
+});
+document.getElementById("break").addEventListener("click", function breakTheDemo() {
+  throw new TypeError("demo: cannot read the invoice total");
+});
+</script>
+</body></html>
+"""

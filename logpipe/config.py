@@ -118,6 +118,7 @@ class MetricsConfig:
     interval_s: float = _f(60.0, "Metric record period (event.kind=metric) into the sink; 0 = off.")
     max_routes_per_method: int = _f(1000, "Route cardinality cap; the rest fold into {other}.")
     health_max_ack_age_s: float = _f(120.0, "/healthz turns 503 when the sink has not acknowledged for this long.")
+    dashboard: bool = _f(False, "Serve the live dashboard (/) and /api/v1/summary on addr; a non-loopback addr needs LOGPIPE_DASHBOARD_TOKEN.")
 
 
 @dataclass
@@ -258,6 +259,10 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "LOGPIPE_ES_CA_FILE": "CA bundle for Elasticsearch TLS verification.",
     "LOGPIPE_ALERT_WEBHOOK": "Alert webhook URL (Slack-compatible JSON POST).",
     "LOGPIPE_TEST_ES_URL": "Tests: use this Elasticsearch instead of starting scripts/elasticsearch.sh.",
+    "LOGPIPE_DASHBOARD_TOKEN": "Live dashboard: token the page and /api/v1/* require (mandatory on a non-loopback metrics.addr).",
+    "LOGPIPE_HEALTH_TOKEN": "logpipe.health: token that opens /health/detailed to non-loopback clients.",
+    "LOGPIPE_CHROMIUM": "Tests: the Chromium/Chrome binary the browser tests drive.",
+    "LOGPIPE_TEST_ARTIFACTS": "Tests: directory for artifacts such as dashboard screenshots.",
 }
 
 

@@ -41,7 +41,7 @@ SOURCE_ID = "_source_id"  # an `_id` the input carried (not from our archive): k
 LOG_FILE = "log_file"
 LOG_OFFSET = "log_offset"
 TAGS = "tags"  # list of markers such as "_parse_failure", "_invalid_utf8", "_truncated"
-EVENT_KIND = "event.kind"  # "metric" | "alert" for derived records; absent on log records
+EVENT_KIND = "event.kind"  # "metric" | "alert" for derived records, "browser" for page events; absent on log records
 
 TAG_PARSE_FAILURE = "_parse_failure"
 TAG_INVALID_UTF8 = "_invalid_utf8"
@@ -176,3 +176,21 @@ ALERT_STATE = "alert.state"  # "firing" | "resolved"
 ALERT_SEVERITY = "severity"
 ALERT_VALUE = "value"
 ALERT_THRESHOLD = "threshold"
+
+# Page events from logpipe.browser (event.kind = "browser"). Meaning: one event a page reported
+# (page view, Web Vital, JavaScript error, custom event), logged by the service's beacon endpoint.
+# Tags: kind "browser" (`logpipe.{service}.browser`); files and indices: browser.log and
+# `logpipe-browser-*`, never the service's app/access indices; metrics: not traffic (the tap
+# skips every event.kind), so a JavaScript error counts in a page-side error rate, never in the
+# server's 5xx rate or error-log counts. request_id is the page load's; user_id/workspace_id come
+# only from the server-side context of the beacon request.
+KIND_BROWSER = "browser"
+BROWSER_TYPE = "browser.type"  # "pageview" | "vital" | "error" | "custom"
+PAGE_PATH = "page.path"  # path only: query strings and fragments are never kept
+PAGE_ROUTE = "page.route"  # normalised template of page.path
+PAGE_REFERRER = "page.referrer_path"
+VITAL_NAME = "vital.name"  # LCP | CLS | INP | FCP | TTFB
+VITAL_VALUE = "vital.value"  # ms (CLS: unitless score)
+VITAL_RATING = "vital.rating"  # good | needs-improvement | poor (Web Vitals thresholds)
+CUSTOM_NAME = "custom.name"
+CUSTOM_PROPS = "custom.props"

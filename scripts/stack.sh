@@ -81,7 +81,7 @@ write_sidecar_config() {
 # Written by scripts/stack.sh: the compose sidecar (deploy/sidecar.toml) with the last hop
 # pointed at Elasticsearch instead of Fluentd.
 [[inputs]]
-paths = ["$RUN_DIR/logs/app.log", "$RUN_DIR/logs/access.log"]  # error.log repeats app.log errors
+paths = ["$RUN_DIR/logs/app.log", "$RUN_DIR/logs/access.log", "$RUN_DIR/logs/browser.log"]  # error.log repeats app.log errors
 format = "json"
 service = "$SERVICE"
 
@@ -97,6 +97,7 @@ deadletter_path = "$RUN_DIR/deadletter.ndjson"
 [metrics]
 addr = "$METRICS_ADDR"
 interval_s = $METRICS_INTERVAL_S
+dashboard = true   # live page on / of addr (a non-loopback addr needs LOGPIPE_DASHBOARD_TOKEN)
 
 [alerts]
 enabled = true
@@ -122,7 +123,7 @@ start() {
   write_sidecar_config "$url"
   spawn sidecar "$PYTHON" -m logpipe tail --config "$RUN_DIR/sidecar.toml"
   wait_http sidecar "http://$METRICS_ADDR/healthz"
-  log "up: demo http://127.0.0.1:$DEMO_PORT  sidecar http://$METRICS_ADDR/metrics  ES $url"
+  log "up: demo http://127.0.0.1:$DEMO_PORT  sidecar http://$METRICS_ADDR/metrics  dashboard http://$METRICS_ADDR/  ES $url"
 }
 
 # stop_one NAME: TERM, wait up to 20 s (the sidecar drains and checkpoints), then KILL.

@@ -126,20 +126,21 @@ def install_signals(stop: Any) -> None:
 @click.option("--reset-checkpoint", is_flag=True, help="Forget saved offsets and start over.")
 @click.option("--tz", help="Time zone of naive timestamps (IANA name).")
 @click.option("--metrics-addr", help="host:port for /metrics and /healthz.")
+@click.option("--dashboard", is_flag=True, help="Also serve the live dashboard (/) and /api/v1/summary on --metrics-addr.")
 @click.option("--alerts", "alerts_file", type=click.Path(dir_okay=False), help="TOML file of alert rules.")
 @click.option("--tag", "tag_template", help="Forward tag template, e.g. logpipe.{service}.{kind}.")
 @click.option("--no-scrub", is_flag=True, help="Do not scrub PII in the tailer.")
 def command(paths: tuple[str, ...], sink_url: str | None, fmt: str | None, config_file: str | None,
             once: bool, checkpoint: str | None, reset_checkpoint: bool, tz: str | None,
             metrics_addr: str | None, alerts_file: str | None, tag_template: str | None,
-            no_scrub: bool) -> None:
+            no_scrub: bool, dashboard: bool) -> None:
     """Follow PATHS (files and globs), parse, and deliver records with checkpoints."""
     setup_cli_logging()
     quiet_gc()
     code = run_tail(paths, sink_url=sink_url, fmt=fmt, config_file=config_file, once=once,
                     checkpoint=checkpoint, reset_checkpoint=reset_checkpoint, tz=tz,
                     metrics_addr=metrics_addr, alerts_file=alerts_file, tag_template=tag_template,
-                    no_scrub=no_scrub)
+                    no_scrub=no_scrub, dashboard=dashboard)
     sys.exit(code)
 
 
@@ -147,7 +148,7 @@ def run_tail(paths: tuple[str, ...], *, sink_url: str | None = None, fmt: str | 
              config_file: str | None = None, once: bool = False, checkpoint: str | None = None,
              reset_checkpoint: bool = False, tz: str | None = None, metrics_addr: str | None = None,
              alerts_file: str | None = None, tag_template: str | None = None,
-             no_scrub: bool = False) -> int:
+             no_scrub: bool = False, dashboard: bool = False) -> int:
     """The tail command without click: returns the exit code."""
     from logpipe.enrich import Enricher, load_scrubber
     from logpipe.pipeline import Pipeline
@@ -164,6 +165,8 @@ def run_tail(paths: tuple[str, ...], *, sink_url: str | None = None, fmt: str | 
         cfg = build_config(config_file, paths, sink=sink_url, fmt=fmt, tz=tz, checkpoint=checkpoint)
         if metrics_addr:
             cfg.metrics.addr = metrics_addr
+        if dashboard:
+            cfg.metrics.dashboard = True
         if alerts_file:
             cfg.alerts.file = alerts_file
         if tag_template:

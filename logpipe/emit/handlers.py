@@ -35,6 +35,9 @@ BATCH_MAX = 2048
 DAY = 86400.0
 
 
+BROWSER_LOGGER = "logpipe.browser"  # its event.kind=browser records go to browser.log
+
+
 class Console:
     """stdout, looked up at write time (tests and daemons swap sys.stdout)."""
 
@@ -76,8 +79,12 @@ class Writer:
 
     def __init__(self, *, static: Mapping[str, Any], schema: str, scrubber: Scrubber | None,
                  app: LogFile | None, error: LogFile | None, access: LogFile | None,
-                 console: Console | None, file_level: int, console_level: int) -> None:
+                 console: Console | None, file_level: int, console_level: int,
+                 browser: Callable[[], LogFile] | None = None) -> None:
         self.static = dict(static)
+        # browser.log is opened on the first browser event (services without them get no file)
+        self._browser_factory = browser
+        self.browser: LogFile | None = None
         self.ecs = schema == "ecs"
         self.scrubber = scrubber
         self.guard = EmitScrubber(scrubber) if scrubber is not None else None
@@ -123,6 +130,8 @@ class Writer:
         app = bytearray()
         err = bytearray()
         acc = bytearray()
+        brw = bytearray()
+        browser_on = self._browser_factory is not None
         con: list[str] = []
         console = self.console
         pretty = console is not None and console.pretty
@@ -147,6 +156,8 @@ class Writer:
             if to_file:
                 if F.STATUS in rec and F.METHOD in rec:
                     acc += data
+                elif browser_on and entry[3] == BROWSER_LOGGER and rec.get(F.EVENT_KIND) == F.KIND_BROWSER:
+                    brw += data
                 else:
                     app += data
                     if levelno >= logging.ERROR:
@@ -159,7 +170,13 @@ class Writer:
         notice_names, notice = self._lost_notice() if self.app is not None else ([], b"")
         if notice:
             app[:0] = notice
-        sinks: tuple[tuple[Any, Any], ...] = (
+        if brw and self.browser is None and self._browser_factory is not None:
+            try:
+                self.browser = self._browser_factory()
+            except OSError as exc:
+                self.failures += 1
+                warn_once(f"logpipe: cannot open browser.log: {exc}")
+        sinks: tuple[tuple[Any, Any], ...] = ((self.browser, brw),
             (self.app, app), (self.error, err), (self.access, acc), (console, "".join(con) if pretty else con_bytes))
         for sink, chunk in sinks:
             if sink is not None and chunk:
@@ -218,7 +235,7 @@ class Writer:
     def close(self) -> None:
         if self._lost and self.app is not None:
             self.process([])  # last chance for the dropped_records record
-        for sink in (self.app, self.error, self.access, self.console):
+        for sink in (self.app, self.error, self.access, self.console, self.browser):
             if sink is not None:
                 try:
                     sink.close()

@@ -13,6 +13,7 @@ import queue
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +83,11 @@ def _open_files(cfg: EmitConfig, path: Path) -> tuple[files.LogFile, files.LogFi
     return app, err, acc
 
 
+def _browser_file(cfg: EmitConfig, path: Path) -> Callable[[], files.LogFile]:
+    """browser.log (page events from logpipe.browser), rotated like access.log, opened on first use."""
+    return lambda: files.TimedRotatingFile(path / "browser.log", cfg.access_backup_count)
+
+
 def _console(cfg: EmitConfig) -> H.Console | None:
     if cfg.console == "off":
         return None
@@ -141,7 +147,8 @@ def setup_logging(
         writer = H.Writer(static=render.static_fields(cfg.service, cfg.environment, cfg.version, cfg.host),
                           schema=cfg.schema, scrubber=scrubber, app=logfiles[0], error=logfiles[1],
                           access=logfiles[2], console=_console(cfg), file_level=file_level,
-                          console_level=console_level)
+                          console_level=console_level,
+                          browser=None if log_path is None else _browser_file(cfg, log_path))
         q: queue.SimpleQueue[Any] = queue.SimpleQueue()
         gate = H.QueueGate(q, cfg.queue_max_entries, cfg.queue_max_wait_s)
         handler = H.EntryQueueHandler(q, gate)
@@ -286,3 +293,12 @@ def shutdown_logging(timeout: float = 5.0) -> bool:
 def _drain_and_close(listener: H.BatchListener) -> None:
     listener.drain()
     listener.writer.close()
+
+
+def queue_stats() -> dict[str, int] | None:
+    """Depth and drops of the logging queue (None before `setup_logging`); read by health endpoints."""
+    st = _state
+    if st is None:
+        return None
+    return {"depth": st.queue.qsize(), "dropped_total": st.gate.dropped_total,
+            "limit": st.gate.limit}

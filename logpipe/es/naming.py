@@ -11,6 +11,7 @@ from logpipe.safeform import render_text
 
 METRICS_PATTERN = "logpipe-metrics-%Y.%m.%d"
 ALERTS_PATTERN = "logpipe-alerts-%Y.%m.%d"
+BROWSER_PATTERN = "logpipe-browser-%Y.%m.%d"
 _BAD_CHARS = re.compile(r"[^a-z0-9._-]+")
 
 
@@ -55,7 +56,7 @@ class IndexNamer:
         service = record.get(SERVICE)
         if service is not None and not isinstance(service, str | int | float):
             service = render_text(service, 200)  # a list or object from a JSON log: by its text
-        key = (day, service, kind if kind in ("metric", "alert") else "")
+        key = (day, service, kind if kind in ("metric", "alert", "browser") else "")
         name = self._cache.get(key)
         if name is None:
             name = self._render(*key)
@@ -65,7 +66,8 @@ class IndexNamer:
         return name
 
     def _render(self, day: str, service: Any, kind: str) -> str:
-        pattern = {"metric": self.metrics_pattern, "alert": self.alerts_pattern}.get(kind, self.pattern)
+        pattern = {"metric": self.metrics_pattern, "alert": self.alerts_pattern,
+                   "browser": BROWSER_PATTERN}.get(kind, self.pattern)
         try:
             d = date.fromisoformat(day)
         except ValueError:

@@ -181,6 +181,8 @@ class RuleState:
     last_notified_at: float = -math.inf
     value: float | None = None
     suppressed: int = 0
+    fired_at: float | None = None  # when it last started firing (the dashboard shows it)
+    resolved_at: float | None = None  # when it last stopped firing
 
 
 @dataclass
@@ -227,6 +229,7 @@ class AlertEngine:
                 state.pending_since = now
             if not state.firing and now - state.pending_since >= rule.for_s:
                 state.firing = True
+                state.fired_at = now
                 if now - state.last_notified_at >= rule.cooldown_s:
                     state.notified = True
                     state.last_notified_at = now
@@ -237,6 +240,7 @@ class AlertEngine:
         state.pending_since = None
         if state.firing:
             state.firing = False
+            state.resolved_at = now
             if state.notified:
                 state.notified = False
                 return "resolved"

@@ -14,7 +14,10 @@ from typing import Any
 
 from logpipe.config import Config, ConfigError
 from logpipe.metrics.alerts import AlertConfigError, AlertEngine, default_rules, load_rules
+from logpipe.metrics.dashboard import Dashboard
+from logpipe.metrics.dashboard_http import DashboardRoutes, DashboardStartError
 from logpipe.metrics.notify import StderrNotifier, WebhookNotifier
+from logpipe.metrics.pagevitals import PageVitals, PageVitalsCollector
 from logpipe.metrics.prometheus import make_registry
 from logpipe.metrics.server import MetricsServer
 from logpipe.metrics.tap import LogMetricsTap, Notifier
@@ -24,9 +27,11 @@ from logpipe.stages import PipelineStats
 class MetricsRuntime:
     """A MetricsTap (observe / drain_records / on_delivery) plus its threads and server."""
 
-    def __init__(self, tap: LogMetricsTap, server: MetricsServer | None, tick_s: float = 1.0) -> None:
+    def __init__(self, tap: LogMetricsTap, server: MetricsServer | None, tick_s: float = 1.0,
+                 dashboard: Dashboard | None = None) -> None:
         self.tap = tap
         self.server = server
+        self.dashboard = dashboard
         self._stop = threading.Event()
         self._ticker = threading.Thread(target=self._tick_loop, args=(tick_s,), name="logpipe-metrics-tick",
                                         daemon=True)
@@ -73,6 +78,8 @@ class MetricsRuntime:
         self._stop.set()
         self._ticker.join(2.0)
         self.tap.stop()
+        if self.dashboard is not None:
+            self.dashboard.stop()
         if self.server:
             self.server.stop()
 
@@ -104,11 +111,28 @@ def start_metrics(cfg: Config, stats: PipelineStats, *, clock: Callable[[], floa
         host=cfg.pipeline.host or socket.gethostname(), stats=stats, alerts=engine, notifiers=notifiers,
         clock=clock,
     )
+    pages = PageVitals(clock)  # browser records' Web Vitals and JS errors, beside server latency
+    tap.agg.listeners.append(pages.on_batch)
     server = None
+    dashboard = routes = None
+    if m.dashboard:
+        if not m.addr:
+            tap.stop()
+            raise ConfigError("the dashboard is served on metrics.addr: give --metrics-addr")
+        dashboard = Dashboard(tap, stats, pages=pages)
+        try:
+            routes = DashboardRoutes(dashboard, m.addr.rpartition(":")[0].strip("[]"))
+        except DashboardStartError as exc:
+            tap.stop()
+            raise ConfigError(str(exc)) from None
     if m.addr:
         try:
-            server = MetricsServer(m.addr, make_registry(tap), stats, m.health_max_ack_age_s).start()
+            registry = make_registry(tap)
+            registry.register(PageVitalsCollector(pages))
+            server = MetricsServer(m.addr, registry, stats, m.health_max_ack_age_s, routes).start()
         except (OSError, ValueError) as exc:
             tap.stop()
             raise ConfigError(f"metrics.addr '{m.addr}': cannot listen: {exc}") from None
-    return MetricsRuntime(tap, server, tick_s)
+    if dashboard is not None:
+        dashboard.start()
+    return MetricsRuntime(tap, server, tick_s, dashboard)

@@ -14,6 +14,7 @@ import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import CollectorRegistry
 
+from logpipe.metrics.dashboard_http import SECURITY_HEADERS, ExtraRoutes
 from logpipe.stages import PipelineStats
 
 
@@ -54,17 +55,24 @@ class MetricsServer:
     """Serves a registry and a health function on host:port; port 0 picks a free one."""
 
     def __init__(self, addr: str, registry: CollectorRegistry, stats: PipelineStats,
-                 max_ack_age_s: float = 120.0) -> None:
+                 max_ack_age_s: float = 120.0, extra: ExtraRoutes | None = None) -> None:
         host, _, port = addr.rpartition(":")
         host = host.strip("[]") or "0.0.0.0"
         self.registry = registry
         self.stats = stats
         self.max_ack_age_s = max_ack_age_s
+        self.extra = extra
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 - http.server API
-                path = self.path.split("?", 1)[0]
+                path, _, query = self.path.partition("?")
+                if server.extra is not None and path not in ("/metrics", "/healthz", "/health"):
+                    answer = server.extra.handle(path, query, self.headers.get("Authorization"))
+                    if answer is not None:
+                        code, ctype, body = answer
+                        self._send(code, ctype, body, SECURITY_HEADERS)
+                        return
                 if path == "/metrics":
                     self._send(200, CONTENT_TYPE_LATEST, generate_latest(server.registry))
                 elif path in ("/healthz", "/health"):
@@ -73,9 +81,11 @@ class MetricsServer:
                 else:
                     self._send(404, "text/plain; charset=utf-8", b"not found: try /metrics or /healthz\n")
 
-            def _send(self, code: int, ctype: str, body: bytes) -> None:
+            def _send(self, code: int, ctype: str, body: bytes, headers: dict[str, str] | None = None) -> None:
                 self.send_response(code)
                 self.send_header("Content-Type", ctype)
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
