@@ -1,4 +1,4 @@
-"""Finding the headless browser the HTML report test renders with.
+"""Finding the headless browser the browser tests (HTML report, dashboard, page events) run.
 
 Why: the path differs by distribution (Debian `chromium`, Ubuntu snaps, Chrome), and a test that
 cannot find it must say what to install, not die on a hard-coded path.
@@ -26,6 +26,6 @@ def find_chromium() -> str:
         found = shutil.which(name)
         if found is not None:
             return found
-    pytest.fail("the HTML report test renders the page in headless Chromium, and none was found on PATH "
+    pytest.fail("the browser tests (HTML report, dashboard, page events) need headless Chromium, and none was found on PATH "
                 f"({', '.join(NAMES)}): install it (Debian/Ubuntu: apt-get install chromium) or set "
                 "LOGPIPE_CHROMIUM to a Chromium or Chrome binary")

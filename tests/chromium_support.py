@@ -3,38 +3,21 @@
 Why the command line: `--dump-dom` after `--virtual-time-budget` gives the DOM once the page's
 scripts and their fetches have run, and `--screenshot` writes a PNG; that is all the dashboard
 and browser-event tests need, with nothing to install beyond Debian's `chromium`.
-Chromium is found through $LOGPIPE_CHROMIUM or PATH; missing, the test fails saying what to install.
+Chromium is found by `browser.find_chromium` ($LOGPIPE_CHROMIUM or PATH).
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import tempfile
 from html.parser import HTMLParser
 from pathlib import Path
 
-import pytest
+from browser import find_chromium
 
-NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars")
-
-
-def find_chromium() -> str:
-    configured = os.environ.get("LOGPIPE_CHROMIUM", "").strip()
-    if configured:
-        found = shutil.which(configured)
-        if found is None:
-            pytest.fail(f"LOGPIPE_CHROMIUM={configured} is not an executable Chromium or Chrome")
-        return found
-    for name in NAMES:
-        found = shutil.which(name)
-        if found is not None:
-            return found
-    pytest.fail("browser tests need headless Chromium and none was found on PATH "
-                f"({', '.join(NAMES)}): apt-get install chromium, or set LOGPIPE_CHROMIUM")
 
 
 def _run(args: list[str], budget_ms: int, timeout_s: float) -> subprocess.CompletedProcess[bytes]:
