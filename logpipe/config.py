@@ -65,7 +65,7 @@ class PipelineConfig:
 
 @dataclass
 class SinkConfig:
-    url: str = _f("file:logpipe-archive", "'-' (stdout), file:DIR (archive), forward://h:24224, forwards://h:24224 (TLS), http(s)://h:9200 (Elasticsearch).")
+    url: str = _f("file:logpipe-archive", "'-' (stdout), null: (discard, acknowledged), file:DIR (archive), forward://h:24224, forwards://h:24224 (TLS), http(s)://h:9200 (Elasticsearch).")
     standby: list[str] = _f([], "Forward: standby servers tried when the primary fails (out_forward style).")
     tag: str = _f("logpipe.{service}.{kind}", "Forward: tag template; kind = access | error | app | metric | alert.")
     shared_key: str = _f("", "Forward: HELO/PING shared key.", secret=True, env="LOGPIPE_FLUENTD_SHARED_KEY")
