@@ -88,7 +88,21 @@ struct Processed {
 const ABSENT: (Kind, usize, usize) = (Kind::Null, usize::MAX, 0);
 
 impl JsonCore {
-    fn run(&self, data: &[u8], base: u64) -> Processed {
+    /// Lines the scrub screen flags (indices), before any rendering.
+    fn screened(&self, data: &[u8]) -> Vec<usize> {
+        let Some(screen) = &self.screen else {
+            return Vec::new();
+        };
+        let mut scratch = Vec::new();
+        data.split(|&b| b == b'\n')
+            .enumerate()
+            .filter(|(_, line)| screen.flags(line, &mut scratch))
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    /// Render every line except `flagged` (ascending indices), which go the Python way.
+    fn run(&self, data: &[u8], base: u64, flagged: &[usize]) -> Processed {
         let mut p = Processed {
             out: Vec::with_capacity(data.len() * 9 / 8 + 4096),
             slow: Vec::new(),
@@ -97,17 +111,14 @@ impl JsonCore {
             tap_buf: Vec::new(),
         };
         let mut scan = Scanned::default();
-        let mut scratch = Vec::new();
         let mut pos = 0usize;
+        let mut flagged = flagged.iter().peekable();
         for (i, line) in data.split(|&b| b == b'\n').enumerate() {
             let start = base + pos as u64;
             pos += line.len() + 1;
-            let flagged = match &self.screen {
-                Some(s) => s.flags(line, &mut scratch),
-                None => false,
-            };
+            let is_flagged = flagged.next_if(|&&f| f == i).is_some();
             let mark = p.out.len();
-            if flagged || render(line, start, &self.origin, &mut scan, &mut p.out).is_none() {
+            if is_flagged || render(line, start, &self.origin, &mut scan, &mut p.out).is_none() {
                 p.slow.push(i);
                 p.cuts.push(mark);
                 continue;
@@ -228,21 +239,46 @@ impl JsonCore {
     }
 
     /// One call per chunk: `data` is whole lines joined by newlines (no final one), the first at
-    /// file offset `base`. Returns (NDJSON of the fast records, indices of the lines Python must
-    /// handle, where in the NDJSON each of those goes, tap views of the fast records or None).
+    /// file offset `base`. Lines the scrub screen flags are passed (as bytes, in one list) to
+    /// `confirm`, the scrubber's exact per-line check, which answers a bool per line; only the
+    /// confirmed ones must go the Python way. Returns (NDJSON of the fast records, indices of the
+    /// lines Python must handle, where in the NDJSON each of those goes, tap views of the fast
+    /// records or None).
     #[allow(clippy::type_complexity)]
+    #[pyo3(signature = (data, base, confirm=None))]
     fn process<'py>(
         &self,
         py: Python<'py>,
         data: &[u8],
         base: u64,
+        confirm: Option<Bound<'py, PyAny>>,
     ) -> PyResult<(
         Bound<'py, PyBytes>,
         Vec<usize>,
         Vec<usize>,
         Option<Bound<'py, PyList>>,
     )> {
-        let p = py.allow_threads(|| self.run(data, base));
+        let mut flagged = py.allow_threads(|| self.screened(data));
+        if let (Some(confirm), false) = (confirm, flagged.is_empty()) {
+            let lines: Vec<&[u8]> = data.split(|&b| b == b'\n').collect();
+            let asked = PyList::empty(py);
+            for &i in &flagged {
+                asked.append(PyBytes::new(py, lines[i]))?;
+            }
+            let answers: Vec<bool> = confirm.call1((asked,))?.extract()?;
+            if answers.len() != flagged.len() {
+                return Err(PyValueError::new_err(
+                    "confirm must answer one bool per line",
+                ));
+            }
+            flagged = flagged
+                .into_iter()
+                .zip(answers)
+                .filter(|&(_, yes)| yes)
+                .map(|(i, _)| i)
+                .collect();
+        }
+        let p = py.allow_threads(|| self.run(data, base, &flagged));
         let tap = if self.tap {
             let list = PyList::empty(py);
             for view in &p.tap {

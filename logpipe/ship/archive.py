@@ -21,6 +21,7 @@ from typing import Any
 from logpipe.config import SinkConfig
 from logpipe.durable import atomic_write
 from logpipe.ship.base import SendResult, Sink, SinkConfigError, SinkStopped
+from logpipe.ship.ndjson import NdjsonSink
 from logpipe.ship.stdout import render_ndjson
 
 log = logging.getLogger("logpipe.archive")
@@ -42,7 +43,7 @@ def is_segment(path: Path) -> bool:
     return path.name.endswith(SEGMENT_SUFFIX) and not path.name.startswith(".")
 
 
-class ArchiveSink(Sink):
+class ArchiveSink(Sink, NdjsonSink):
     name = "archive"
 
     def __init__(self, cfg: SinkConfig, compresslevel: int = 1) -> None:
@@ -65,8 +66,16 @@ class ArchiveSink(Sink):
     def send(self, records: list[dict[str, Any]]) -> SendResult:
         if not records:
             return SendResult()
-        payload = gzip.compress(render_ndjson(records, self.schema), compresslevel=self.level, mtime=0)
-        result = SendResult(delivered=len(records))
+        return self.send_ndjson(render_ndjson(records, self.schema), len(records))
+
+    def accepts_ndjson(self) -> bool:
+        return self.schema == "logpipe"
+
+    def send_ndjson(self, data: bytes, count: int) -> SendResult:
+        if not count:
+            return SendResult()
+        payload = gzip.compress(data, compresslevel=self.level, mtime=0)
+        result = SendResult(delivered=count)
         delay = 0.2
         while True:
             try:

@@ -10,6 +10,7 @@ import orjson
 from logpipe.config import SinkConfig
 from logpipe.fields import to_ecs
 from logpipe.ship.base import SendResult, Sink, SinkFatalError
+from logpipe.ship.ndjson import NdjsonSink
 
 _OPTS = orjson.OPT_APPEND_NEWLINE
 _SLOW_OPTS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
@@ -34,7 +35,7 @@ def render_ndjson(records: list[dict[str, Any]], schema: str = "logpipe") -> byt
     return bytes(out)
 
 
-class StdoutSink(Sink):
+class StdoutSink(Sink, NdjsonSink):
     name = "stdout"
 
     def __init__(self, cfg: SinkConfig, stream: BinaryIO | None = None) -> None:
@@ -43,13 +44,18 @@ class StdoutSink(Sink):
         self._out = stream if stream is not None else sys.stdout.buffer
 
     def send(self, records: list[dict[str, Any]]) -> SendResult:
-        data = render_ndjson(records, self.schema)
+        return self.send_ndjson(render_ndjson(records, self.schema), len(records))
+
+    def accepts_ndjson(self) -> bool:
+        return self.schema == "logpipe"
+
+    def send_ndjson(self, data: bytes, count: int) -> SendResult:
         try:
             self._out.write(data)
             self._out.flush()
         except (BrokenPipeError, ValueError) as exc:
             raise SinkFatalError(f"stdout: cannot write ({exc})") from None
-        return SendResult(delivered=len(records))
+        return SendResult(delivered=count)
 
     def describe(self) -> str:
         return "stdout"
