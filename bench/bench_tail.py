@@ -137,11 +137,12 @@ class Case:
         return statistics.median(r[key] for r in self.runs)
 
 
-def logpipe_case(name: str, fmt: str, path: Path, work: Path, sink: str, *flags: str) -> Case:
+def logpipe_case(name: str, fmt: str, path: Path, work: Path, sink: str, *flags: str,
+                 env: dict[str, str] | None = None) -> Case:
     tag = f"{fmt}-{abs(hash((name, sink, flags))) % 10**8}"
     argv = [sys.executable, "-m", "logpipe", "tail", str(path), "--once", "--format", fmt, "--sink", sink,
             "--checkpoint", str(work / f"ck-{tag}.json"), "--reset-checkpoint", *flags]
-    return Case(name, fmt, argv, cwd=work)
+    return Case(name, fmt, argv, cwd=work, env=dict(os.environ, **env) if env else None)
 
 
 def fluent_bit_case(name: str, fmt: str, binary: str, conf: str, path: Path, work: Path, n: int) -> Case:
@@ -157,6 +158,7 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=1, help="interleaved repetitions; medians are shown")
     ap.add_argument("--fluent-bit", metavar="PATH", help="a fluent-bit binary to run on the same files")
     ap.add_argument("--only", choices=("json", "combined"), help="one format only")
+    ap.add_argument("--cases", help="comma-separated substrings: run only the rows whose name has one")
     ap.add_argument("--naive-child", metavar="PATH", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.naive_child:
@@ -178,6 +180,8 @@ def main() -> None:
             cases += [
                 Case("naive readline + json.loads", "json", [sys.executable, __file__, "--naive-child", str(jpath)]),
                 logpipe_case("logpipe → null:, scrub on", "json", jpath, work, "null:"),
+                logpipe_case("logpipe → null:, scrub on, Python road (LOGPIPE_CORE=off)", "json", jpath, work,
+                             "null:", env={"LOGPIPE_CORE": "off"}),
                 logpipe_case("logpipe → null:, --no-scrub", "json", jpath, work, "null:", "--no-scrub"),
                 logpipe_case("logpipe → null:, scrub on, --no-metrics (tap off)", "json", jpath, work, "null:",
                              "--no-metrics"),
@@ -195,6 +199,9 @@ def main() -> None:
             if args.only != "json":
                 cases.append(fluent_bit_case("Fluent Bit tail + regex → null", "combined", fb, "combined-null.conf",
                                              cpath, work, args.lines))
+        if args.cases:
+            wanted = [w.strip() for w in args.cases.split(",")]
+            cases = [c for c in cases if any(w in c.name for w in wanted)]
         for rep in range(args.reps):
             for case in cases:
                 console.print(f"[{rep + 1}/{args.reps}] {case.fmt:8} {case.name}", highlight=False)

@@ -10,6 +10,10 @@ records are rendered and put back in their place, so the output keeps the file's
 It applies only where the bytes road reaches the sink unchanged: no record filter, no throttle,
 a sink that writes logpipe-schema NDJSON (`NdjsonSink`), and a scrub configuration the screen
 covers. `LOGPIPE_CORE=off` turns it off (the Python road then does everything, as before).
+
+Records that carry an `_id` of their own always take the Python road: the reliability rules
+(a foreign `_id` kept as `_source_id`, except on records read back from our own archive; poison
+records tagged `_encode_failure`) are decided there until the core mirrors them.
 """
 
 from __future__ import annotations

@@ -8,6 +8,19 @@
 //! Python road, which is the reference.
 
 pub const MAX_DEPTH: usize = 64;
+
+/// Bytes that end a plain run inside a string: the quote, a backslash, control characters.
+const STRING_STOP: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = true;
+        i += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+};
 const MAX_NUMBER: usize = 18;
 
 /// What a top-level value is (the fast-path checks need to know a few of them).
@@ -149,6 +162,9 @@ impl Scanner<'_> {
         let src = self.src;
         let mut p = self.pos + 1;
         loop {
+            while p < src.len() && !STRING_STOP[src[p] as usize] {
+                p += 1;
+            }
             match *src.get(p)? {
                 b'"' => break,
                 b'\\' => match *src.get(p + 1)? {

@@ -1,8 +1,10 @@
 //! `logpipe._core`: the Python face of the core (thin: the logic lives in the other modules).
 
+use std::collections::HashMap;
+
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList};
+use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 
 use crate::json::{Kind, Scanned};
 use crate::record::{render, Origin};
@@ -74,7 +76,13 @@ struct JsonCore {
     origin: Origin,
     screen: Option<Screen>,
     tap: bool,
+    /// Tap-view strings seen before (methods, routes, levels repeat): one Python object each.
+    strings: HashMap<Vec<u8>, Py<PyAny>>,
 }
+
+/// Strings longer than this are not kept in `JsonCore::strings`; nor more than `CACHE_MAX` of them.
+const CACHE_LEN: usize = 96;
+const CACHE_MAX: usize = 20_000;
 
 struct Processed {
     out: Vec<u8>,
@@ -235,6 +243,7 @@ impl JsonCore {
             },
             screen,
             tap,
+            strings: HashMap::new(),
         })
     }
 
@@ -247,7 +256,7 @@ impl JsonCore {
     #[allow(clippy::type_complexity)]
     #[pyo3(signature = (data, base, confirm=None))]
     fn process<'py>(
-        &self,
+        &mut self,
         py: Python<'py>,
         data: &[u8],
         base: u64,
@@ -281,11 +290,28 @@ impl JsonCore {
         let p = py.allow_threads(|| self.run(data, base, &flagged));
         let tap = if self.tap {
             let list = PyList::empty(py);
+            let keys: Vec<Bound<'py, PyString>> =
+                TAP_KEYS.iter().map(|k| PyString::intern(py, k)).collect();
             for view in &p.tap {
                 let d = PyDict::new(py);
-                for (key, &(kind, a, b)) in TAP_KEYS.iter().zip(view.iter()) {
-                    if a != usize::MAX {
-                        d.set_item(*key, scalar(py, kind, &p.tap_buf[a..b])?)?;
+                for (key, &(kind, a, b)) in keys.iter().zip(view.iter()) {
+                    if a == usize::MAX {
+                        continue;
+                    }
+                    let tok = &p.tap_buf[a..b];
+                    if kind == Kind::Str && tok.len() <= CACHE_LEN {
+                        if let Some(obj) = self.strings.get(tok) {
+                            d.set_item(key, obj.bind(py))?;
+                            continue;
+                        }
+                        let obj = scalar(py, kind, tok)?;
+                        if self.strings.len() >= CACHE_MAX {
+                            self.strings.clear();
+                        }
+                        self.strings.insert(tok.to_vec(), obj.clone().unbind());
+                        d.set_item(key, obj)?;
+                    } else {
+                        d.set_item(key, scalar(py, kind, tok)?)?;
                     }
                 }
                 list.append(d)?;

@@ -18,6 +18,7 @@ pub struct Origin {
     pub tags: Vec<String>,
 }
 
+/// The fields enrichment sets, in the order it appends them (`_id` never arrives here: see `render`).
 const OURS: [&[u8]; 4] = [b"host", b"log_file", b"log_offset", b"_id"];
 
 /// Write the enriched record for `line` (read at file offset `start`) to `out`, newline
@@ -33,8 +34,10 @@ pub fn render(
     if !fast_path(scan) {
         return None;
     }
-    if scan.get(b"log_offset").is_some() && scan.get(b"_id").is_some() {
-        return None; // a replayed record keeps its origin: the reference decides what counts
+    if scan.get(b"_id").is_some() {
+        // A replayed record keeps its origin, and a producer's own `_id` is the reliability
+        // rules' business (kept as `_source_id` once they land): the reference decides both.
+        return None;
     }
     let has_tags = scan.get(b"tags").is_some();
     if has_tags && !origin.tags.is_empty() {

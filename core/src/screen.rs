@@ -12,9 +12,17 @@
 
 pub struct Screen {
     fold: [u8; 256],
-    /// Indexed by a native-endian bigram: bit 0 = starts a trigram, bit 1 = ends one.
-    lut: Vec<u8>,
+    /// The table's two bits as bitsets indexed by a native-endian bigram (8 KiB each, so both
+    /// stay in the L1 cache): `starts` = begins a trigram (bit 0), `ends` = ends one (bit 1).
+    starts: Vec<u64>,
+    ends: Vec<u64>,
     needles: Vec<Vec<u8>>,
+    shapes: Vec<Shape>,
+    pairs: Vec<(usize, usize)>,
+}
+
+fn bit(set: &[u64], i: usize) -> bool {
+    set[i >> 6] >> (i & 63) & 1 != 0
 }
 
 impl Screen {
@@ -29,10 +37,27 @@ impl Screen {
         if needles.iter().any(|n| n.is_empty()) {
             return Err("empty literal in the scrub screen".into());
         }
+        let mut starts = vec![0u64; 1024];
+        let mut ends = vec![0u64; 1024];
+        for (i, &bits) in lut.iter().enumerate() {
+            starts[i >> 6] |= u64::from(bits & 1) << (i & 63);
+            ends[i >> 6] |= u64::from((bits >> 1) & 1) << (i & 63);
+        }
+        let shapes: Vec<Shape> = needles.iter().map(|n| Shape::of(n)).collect();
+        let pairs = shapes
+            .iter()
+            .filter_map(|s| match s {
+                Shape::Pair(a, b) => Some((*a, *b)),
+                _ => None,
+            })
+            .collect();
         Ok(Screen {
             fold,
-            lut: lut.to_vec(),
+            starts,
+            ends,
             needles,
+            shapes,
+            pairs,
         })
     }
 
@@ -43,26 +68,89 @@ impl Screen {
         // Two padding newlines, as the Python prefilter appends: every bigram has a successor.
         scratch.extend_from_slice(b"\n\n");
         let f = scratch.as_slice();
-        let lut = &self.lut;
-        // trigram at p: bigram p starts one (bit 0) and bigram p+1 ends one (bit 1)
-        let mut here = lut[u16::from_ne_bytes([f[0], f[1]]) as usize];
-        for w in f[1..].windows(2).take(line.len()) {
-            let next = lut[u16::from_ne_bytes([w[0], w[1]]) as usize];
-            if here & (next >> 1) & 1 != 0 {
+        // trigram at p: bigram p starts one and bigram p+1 ends one
+        for p in 0..line.len() {
+            if bit(&self.starts, u16::from_ne_bytes([f[p], f[p + 1]]) as usize)
+                && bit(
+                    &self.ends,
+                    u16::from_ne_bytes([f[p + 1], f[p + 2]]) as usize,
+                )
+            {
                 return true;
             }
-            here = next;
         }
         let folded = &f[..line.len()];
-        self.needles.iter().any(|n| {
-            if n.len() >= 13 && n.iter().all(|&b| b == b'0') {
+        let runs = ZeroRuns::of(folded, &self.pairs);
+        self.needles
+            .iter()
+            .zip(&self.shapes)
+            .any(|(n, shape)| match *shape {
                 // An escape can join digit groups into a card the scrubber sees ("1234\\n5678..."):
-                // with one on the line, any run flags it.
-                find(folded, n) && (line.contains(&b'\\') || digit_run_card(line))
-            } else {
-                find(folded, n)
+                // with one on the line, any long run flags it.
+                Shape::Zeros(k) if k >= 13 => {
+                    runs.longest >= k && (line.contains(&b'\\') || digit_run_card(line))
+                }
+                Shape::Zeros(k) => runs.longest >= k,
+                Shape::Pair(a, b) => runs.pairs.contains(&(a, b)),
+                Shape::Other => find(folded, n),
+            })
+    }
+}
+
+/// The literal shapes the scrubber's card literals have on the folded view (digits fold to
+/// '0', separators to '_'), found in one pass instead of a search per literal.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    /// `0` × k
+    Zeros(usize),
+    /// `0` × a, `_`, `0` × b
+    Pair(usize, usize),
+    Other,
+}
+
+impl Shape {
+    fn of(needle: &[u8]) -> Shape {
+        let zeros = |s: &[u8]| !s.is_empty() && s.iter().all(|&b| b == b'0');
+        if zeros(needle) {
+            return Shape::Zeros(needle.len());
+        }
+        match needle.iter().position(|&b| b == b'_') {
+            Some(i) if zeros(&needle[..i]) && zeros(&needle[i + 1..]) => {
+                Shape::Pair(i, needle.len() - i - 1)
             }
-        })
+            _ => Shape::Other,
+        }
+    }
+}
+
+/// Runs of '0' in a folded line: the longest, and which `Pair` literals occur.
+struct ZeroRuns {
+    longest: usize,
+    pairs: Vec<(usize, usize)>,
+}
+
+impl ZeroRuns {
+    fn of(folded: &[u8], wanted: &[(usize, usize)]) -> ZeroRuns {
+        let mut out = ZeroRuns {
+            longest: 0,
+            pairs: Vec::new(),
+        };
+        let (mut run, mut before) = (0usize, 0usize); // `before`: the run just ahead of a single '_'
+        for &c in folded {
+            if c == b'0' {
+                run += 1;
+                out.longest = out.longest.max(run);
+                for &(a, b) in wanted {
+                    if before >= a && run >= b && !out.pairs.contains(&(a, b)) {
+                        out.pairs.push((a, b));
+                    }
+                }
+            } else {
+                before = if c == b'_' { run } else { 0 };
+                run = 0;
+            }
+        }
+        out
     }
 }
 
@@ -114,7 +202,20 @@ fn luhn(digits: &[u8]) -> bool {
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> bool {
-    hay.len() >= needle.len() && hay.windows(needle.len()).any(|w| w == needle)
+    let Some((&first, rest)) = needle.split_first() else {
+        return true;
+    };
+    if hay.len() < needle.len() {
+        return false;
+    }
+    // byte by byte, no memcmp call: most candidate positions (digits) fail within a few bytes
+    (0..=hay.len() - needle.len()).any(|i| {
+        hay[i] == first
+            && hay[i + 1..i + needle.len()]
+                .iter()
+                .zip(rest)
+                .all(|(a, b)| a == b)
+    })
 }
 
 #[cfg(test)]
@@ -155,6 +256,20 @@ mod tests {
         assert!(!digit_run_card(b"id a4111111111111111")); // inside a longer token
         assert!(digit_run_card(b"\\n4111111111111111")); // after a JSON escape
         assert!(!digit_run_card(b"41111111111111110000")); // 20 digits
+    }
+
+    #[test]
+    fn literal_shapes_are_found_in_one_pass() {
+        let pairs = [(4, 4)];
+        assert!(Shape::of(b"0000_0000") == Shape::Pair(4, 4));
+        assert!(ZeroRuns::of(b"x 0000_000000 y", &pairs)
+            .pairs
+            .contains(&(4, 4)));
+        assert!(!ZeroRuns::of(b"000_0000 0000__0000", &pairs)
+            .pairs
+            .contains(&(4, 4)));
+        assert_eq!(ZeroRuns::of(b"00_000000000", &pairs).longest, 9);
+        assert!(Shape::of(b"ab") == Shape::Other);
     }
 
     #[test]
