@@ -69,7 +69,7 @@ class CoreRoute:
         self.usable = scrubber is None or self.screen is not None
         # The scrubber's exact per-line check, asked only about the lines the screen flags.
         self.confirm = (lambda lines: list(map(scrubber.suspicious_bytes, lines))) if scrubber is not None else None
-        self._cores: dict[str, Any] = {}
+        self._cores: dict[str, tuple[tuple[Any, ...], Any]] = {}
 
     def applies(self, fmt: str, block: LineBlock) -> bool:
         """JSON lines that decoded as they are (the block carries the file's bytes of them)."""
@@ -79,12 +79,15 @@ class CoreRoute:
         self._cores.pop(key, None)
 
     def _core_for(self, stream: Stream) -> Any:
-        core = self._cores.get(stream.key)
-        if core is None:
-            inp = stream.input
-            core = self._cores[stream.key] = self.core.JsonCore(
-                self.enricher.host, stream.path, stream.fp, inp.service, list(inp.tags), self.screen, self.tap)
-        return core
+        """The stream's core, made anew when what it stamps on records changed (a followed file
+        renamed by rotation keeps its key but is now read under another path)."""
+        inp = stream.input
+        origin = (stream.path, stream.fp, inp.service, tuple(inp.tags))
+        held = self._cores.get(stream.key)
+        if held is None or held[0] != origin:
+            held = self._cores[stream.key] = (origin, self.core.JsonCore(
+                self.enricher.host, stream.path, stream.fp, inp.service, list(inp.tags), self.screen, self.tap))
+        return held[1]
 
     def run(self, stream: Stream, parse: Any, counter: Any, block: LineBlock, i: int, j: int) -> CoreOutput:
         """Lines i..j of `block` -> records. `parse` is the stream's JSON parser (the Python road)

@@ -112,3 +112,24 @@ def test_json_reaches_an_ndjson_sink_as_bytes_unless_a_stage_needs_dicts(tmp_pat
     filtered = run_pipeline(tmp_path, record_filter=lambda records: records)
     assert filtered.ndjson == [] and len(filtered.dicts) == 60
     assert [json.loads(x) for d in fast.ndjson for x in d.splitlines()] == filtered.dicts
+
+
+def test_a_renamed_stream_is_stamped_with_its_new_path() -> None:
+    """Rotation renames a followed file: same stream key, new path; records say where they were read."""
+    from logpipe import _core
+    from logpipe.config import InputConfig as Inp
+    from logpipe.coreroute import CoreRoute
+    from logpipe.parse.jsonfmt import JsonParser
+    from logpipe.tail.lines import LineSplitter
+    from logpipe.tail.stream import Stream
+
+    line = b'{"@timestamp":"2026-11-24T07:00:00.000001Z","level":"info","message":"m"}\n'
+    route = CoreRoute(_core, Enricher("h", None), tap=False)
+    parser = JsonParser()
+    splitter = LineSplitter(0)
+    paths = []
+    for path in ("app.log", "app.log.1"):
+        stream = Stream(key="ino:42", path=path, fp="00112233445566ff", input=Inp(paths=["app.log"]))
+        out = route.run(stream, parser.parse_batch, parser, splitter.feed(line), 0, 1)
+        paths.append(json.loads(out.ndjson)["log_file"])
+    assert paths == ["app.log", "app.log.1"]
