@@ -230,6 +230,7 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "LOGPIPE_ES_API_KEY": "Elasticsearch API key.",
     "LOGPIPE_ES_CA_FILE": "CA bundle for Elasticsearch TLS verification.",
     "LOGPIPE_ALERT_WEBHOOK": "Alert webhook URL (Slack-compatible JSON POST).",
+    "LOGPIPE_CORE": "`off` turns the native core's JSON road off (tail/replay then parse in Python only).",
     "LOGPIPE_TEST_ES_URL": "Tests: use this Elasticsearch instead of starting scripts/elasticsearch.sh.",
 }
 
