@@ -1,6 +1,18 @@
 # The logpipe image: the `logpipe` CLI (sidecar: `logpipe tail`, one-shot: `logpipe es setup`)
 # and the demo service (FastAPI under uvicorn). One image keeps the compose stack small;
 # the service you run is chosen by the compose `command:`.
+# The wheel (with the Rust core, logpipe._core) is built in a throw-away stage that has a Rust
+# toolchain; the runtime image only installs it.
+FROM python:3.11-slim AS wheel
+RUN apt-get update && apt-get install -y --no-install-recommends curl gcc libc6-dev ca-certificates \
+    && curl -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
+ENV PATH=/root/.cargo/bin:$PATH
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY core ./core
+COPY logpipe ./logpipe
+RUN pip install 'maturin>=1.7,<2' && maturin build --release --out /wheels
+
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -11,9 +23,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 
 # Dependencies first so editing the demo does not reinstall them.
-COPY pyproject.toml README.md ./
-COPY logpipe ./logpipe
-RUN pip install '.[web]' 'httpx>=0.27'
+COPY --from=wheel /wheels /wheels
+RUN pip install "$(ls /wheels/logpipe-*.whl)[web]" 'httpx>=0.27' && rm -rf /wheels
 
 COPY demo ./demo
 

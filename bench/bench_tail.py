@@ -1,11 +1,16 @@
-"""Benchmark: `logpipe tail --once` on JSON and combined access logs, to a null sink and to the
-archive sink, against a naive `for line in f: json.loads(line)` loop on the same file.
+"""Benchmark: `logpipe tail --once` as the CLI runs it (metrics tap included) on JSON and combined
+access logs, to the `null:` and archive sinks, against a naive `for line in f: json.loads(line)`
+loop and, with --fluent-bit, Fluent Bit on the same files in the same run.
 
-    python bench/bench_tail.py                 # 1,000,000 lines per format
-    python bench/bench_tail.py --lines 200000  # smaller, for a loaded machine
+    python bench/bench_tail.py                         # 1,000,000 lines per format
+    python bench/bench_tail.py --lines 200000          # smaller, for a loaded machine
+    python bench/bench_tail.py --fluent-bit /path/to/fluent-bit --reps 5
 
-Each measurement runs in a fresh child process; reported: wall time, lines/s, CPU seconds
-(user+sys, all threads) and peak RSS of that child.
+Every measurement is a fresh process (the command a user types); reported from its wait4()
+rusage: wall time, lines/s, CPU (user+sys of the whole process and the children it waited for,
+all threads, start-up included) With --reps N the cases run interleaved N times
+and medians are shown. Fluent Bit runs with the configuration files in bench/fluent-bit/
+(in_tail with exit_on_eof, the json or a regex parser, out_null or out_file).
 """
 
 from __future__ import annotations
@@ -14,12 +19,17 @@ import argparse
 import json
 import os
 import random
-import resource
+import re
+import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+FLUENT_BIT_CONF = HERE / "fluent-bit"
 
 ROUTES = ["/api/users/{}", "/api/items/{}", "/health", "/api/orders/{}/lines", "/static/app.js", "/login"]
 AGENTS = ["Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/120.0 Safari/537.36", "curl/8.4.0",
@@ -70,99 +80,141 @@ def make_combined(path: Path, n: int) -> None:
         fh.write("".join(buf))
 
 
-# -- child side ------------------------------------------------------------------------------
-def child(mode: str, path: str, fmt: str, workdir: str) -> None:
-    t0 = time.perf_counter()
+# -- measured commands -------------------------------------------------------------------------
+def naive_loop(path: str) -> None:
     lines = 0
-    if mode == "naive":
-        with open(path) as fh:
-            for line in fh:
-                json.loads(line)
-                lines += 1
-    else:
-        from logpipe.config import Config, InputConfig, SinkConfig
-        from logpipe.enrich import Enricher, load_scrubber
-        from logpipe.memtune import quiet_gc, tune_malloc
-        from logpipe.pipeline import NullSink, Pipeline
-        from logpipe.ship.archive import ArchiveSink
-        from logpipe.stages import PipelineStats
-        from logpipe.tail.checkpoint import CheckpointStore
-        from logpipe.tail.source import TailFront
-
-        tune_malloc()  # as `logpipe tail` does (run_tail)
-        quiet_gc()  # as the `logpipe tail` command does
-
-        cfg = Config()
-        cfg.inputs = [InputConfig(paths=[path], format=fmt)]
-        cfg.pipeline.checkpoint_path = os.path.join(workdir, f"ck-{mode}-{fmt}.json")
-        cfg.scrub.enabled = mode != "null-noscrub"
-        stats = PipelineStats()
-        store = CheckpointStore(cfg.pipeline.checkpoint_path, reset=True)
-        sink = NullSink() if mode.startswith("null") else ArchiveSink(SinkConfig(url=f"file:{workdir}/archive-{fmt}"))
-        front = TailFront(cfg, stats, store=store, once=True)
-        pipe = Pipeline(cfg, front, sink, stats=stats, enricher=Enricher("bench", load_scrubber(cfg.scrub), cfg.scrub))
-        if pipe.run() != 0:
-            raise SystemExit(f"pipeline failed: {pipe.error}")
-        store.close()
-        lines = stats.delivered
-    wall = time.perf_counter() - t0
-    ru = resource.getrusage(resource.RUSAGE_SELF)
-    ch = resource.getrusage(resource.RUSAGE_CHILDREN)  # the scrub helper, once it has exited
-    cpu = ru.ru_utime + ru.ru_stime + ch.ru_utime + ch.ru_stime
-    print(json.dumps({"lines": lines, "wall": wall, "cpu": cpu, "rss_mb": peak_rss_mb()}))
-
-
-def peak_rss_mb() -> float:
-    """VmHWM of this process (ru_maxrss would include the parent's peak inherited at fork)."""
-    with open("/proc/self/status") as fh:
+    with open(path) as fh:
         for line in fh:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            json.loads(line)
+            lines += 1
+    print(lines)
 
 
-def run_child(mode: str, path: Path, fmt: str, workdir: Path) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--child", mode, str(path), fmt, str(workdir)],
-                         capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+def measure(argv: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> dict:
+    """Run argv to completion: wall, and CPU from its own wait4() rusage (which includes the
+    children it waited for, e.g. a helper process)."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=cwd)
+    outs: dict[str, bytes] = {}
+    readers = [threading.Thread(target=lambda k=k, f=f: outs.__setitem__(k, f.read()))
+               for k, f in (("out", proc.stdout), ("err", proc.stderr))]
+    for t in readers:
+        t.start()
+    _, status, ru = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    for t in readers:
+        t.join()
+    return {"wall": wall, "cpu": ru.ru_utime + ru.ru_stime,
+            "out": outs["out"].decode(errors="replace"), "err": outs["err"].decode(errors="replace"),
+            "code": proc.returncode}
+
+
+class Case:
+    """One row: a command and how to count the lines it handled."""
+
+    def __init__(self, name: str, fmt: str, argv: list[str], env: dict[str, str] | None = None,
+                 cwd: Path | None = None, lines: int = 0) -> None:
+        self.name, self.fmt, self.argv, self.env, self.cwd, self.lines = name, fmt, argv, env, cwd, lines
+        self.runs: list[dict] = []
+
+    def run(self) -> None:
+        r = measure(self.argv, self.env, self.cwd)
+        if r["code"] != 0:
+            raise SystemExit(f"{self.name}: exit {r['code']}\n{r['err'][-2000:]}")
+        r["lines"] = self.count(r)
+        self.runs.append(r)
+
+    def count(self, r: dict) -> int:
+        m = re.search(r"logpipe tail: ([\d,]+) lines read", r["err"])
+        if m:
+            return int(m.group(1).replace(",", ""))
+        if r["out"].strip().isdigit():
+            return int(r["out"].strip())
+        return self.lines
+
+    def median(self, key: str) -> float:
+        return statistics.median(r[key] for r in self.runs)
+
+
+def logpipe_case(name: str, fmt: str, path: Path, work: Path, sink: str, *flags: str,
+                 env: dict[str, str] | None = None) -> Case:
+    tag = f"{fmt}-{abs(hash((name, sink, flags))) % 10**8}"
+    argv = [sys.executable, "-m", "logpipe", "tail", str(path), "--once", "--format", fmt, "--sink", sink,
+            "--checkpoint", str(work / f"ck-{tag}.json"), "--reset-checkpoint", *flags]
+    return Case(name, fmt, argv, cwd=work, env=dict(os.environ, **env) if env else None)
+
+
+def fluent_bit_case(name: str, fmt: str, binary: str, conf: str, path: Path, work: Path, n: int) -> Case:
+    out = work / f"fb-out-{fmt}"
+    out.mkdir(exist_ok=True)
+    env = dict(os.environ, BENCH_INPUT=str(path), BENCH_OUT_DIR=str(out), BENCH_PARSERS=str(FLUENT_BIT_CONF / "parsers.conf"))
+    return Case(name, fmt, [binary, "-q", "-c", str(FLUENT_BIT_CONF / conf)], env=env, cwd=work, lines=n)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--lines", type=int, default=1_000_000)
-    ap.add_argument("--child", nargs=4, metavar=("MODE", "PATH", "FORMAT", "WORKDIR"), help=argparse.SUPPRESS)
+    ap.add_argument("--reps", type=int, default=1, help="interleaved repetitions; medians are shown")
+    ap.add_argument("--fluent-bit", metavar="PATH", help="a fluent-bit binary to run on the same files")
+    ap.add_argument("--only", choices=("json", "combined"), help="one format only")
+    ap.add_argument("--cases", help="comma-separated substrings: run only the rows whose name has one")
+    ap.add_argument("--naive-child", metavar="PATH", help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.child:
-        child(*args.child)
+    if args.naive_child:
+        naive_loop(args.naive_child)
         return
 
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(width=150)
+    console = Console(width=160)
     with tempfile.TemporaryDirectory(prefix="bench-tail-") as tmp:
         work = Path(tmp)
         jpath, cpath = work / "access.json.log", work / "access.combined.log"
-        console.print(f"generating {args.lines:,} JSON and {args.lines:,} combined lines ...")
+        console.print(f"generating {args.lines:,} lines per format ...")
         make_json(jpath, args.lines)
         make_combined(cpath, args.lines)
-        rows = []
-        naive = run_child("naive", jpath, "json", work)
-        rows.append(("naive readline + json.loads", "json", naive))
-        for fmt, path in (("json", jpath), ("combined", cpath)):
-            for mode in ("null", "archive", "null-noscrub"):
-                label = "null sink, scrub off" if mode == "null-noscrub" else f"{mode} sink"
-                rows.append((f"logpipe tail --once → {label}", fmt, run_child(mode, path, fmt, work)))
+        cases: list[Case] = []
+        if args.only != "combined":
+            cases += [
+                Case("naive readline + json.loads", "json", [sys.executable, __file__, "--naive-child", str(jpath)]),
+                logpipe_case("logpipe → null:, scrub on", "json", jpath, work, "null:"),
+                logpipe_case("logpipe → null:, scrub on, Python road (LOGPIPE_CORE=off)", "json", jpath, work,
+                             "null:", env={"LOGPIPE_CORE": "off"}),
+                logpipe_case("logpipe → null:, --no-scrub", "json", jpath, work, "null:", "--no-scrub"),
+                logpipe_case("logpipe → null:, scrub on, --no-metrics (tap off)", "json", jpath, work, "null:",
+                             "--no-metrics"),
+                logpipe_case("logpipe → archive (gzip NDJSON)", "json", jpath, work, f"file:{work}/archive"),
+            ]
+        if args.only != "json":
+            cases.append(logpipe_case("logpipe → null:, scrub on", "combined", cpath, work, "null:"))
+        if args.fluent_bit:
+            fb = args.fluent_bit
+            if args.only != "combined":
+                cases += [fluent_bit_case("Fluent Bit tail + json → null", "json", fb, "json-null.conf", jpath, work,
+                                          args.lines),
+                          fluent_bit_case("Fluent Bit tail + json → file", "json", fb, "json-file.conf", jpath, work,
+                                          args.lines)]
+            if args.only != "json":
+                cases.append(fluent_bit_case("Fluent Bit tail + regex → null", "combined", fb, "combined-null.conf",
+                                             cpath, work, args.lines))
+        if args.cases:
+            wanted = [w.strip() for w in args.cases.split(",")]
+            cases = [c for c in cases if any(w in c.name for w in wanted)]
+        for rep in range(args.reps):
+            for case in cases:
+                console.print(f"[{rep + 1}/{args.reps}] {case.fmt:8} {case.name}", highlight=False)
+                case.run()
 
-    table = Table(title=f"tail --once, {args.lines:,} lines per format (1 run each; CPU s = all threads "
-                        "and the scrub helper process)")
-    for col in ("what", "format", "lines", "wall s", "lines/s", "CPU s", "peak RSS MiB", "vs naive"):
+    table = Table(title=f"tail --once, {args.lines:,} lines per format, medians of {args.reps} interleaved run(s); "
+                        "CPU = user+sys of the whole process (all threads, start-up, waited-for children)")
+    for col in ("what", "format", "lines", "wall s", "lines/s", "CPU s", "CPU µs/line"):
         table.add_column(col, justify="right" if col not in ("what", "format") else "left")
-    base = naive["lines"] / naive["wall"]
-    for name, fmt, r in rows:
-        rate = r["lines"] / r["wall"]
-        table.add_row(name, fmt, f"{r['lines']:,}", f"{r['wall']:.2f}", f"{rate:,.0f}", f"{r['cpu']:.2f}",
-                      f"{r['rss_mb']:.0f}", f"{rate / base:.2f}x")
+    for c in cases:
+        lines = c.median("lines")
+        table.add_row(c.name, c.fmt, f"{lines:,.0f}", f"{c.median('wall'):.2f}", f"{lines / c.median('wall'):,.0f}",
+                      f"{c.median('cpu'):.2f}", f"{c.median('cpu') / max(lines, 1) * 1e6:.2f}")
     console.print(table)
 
 

@@ -67,7 +67,7 @@ class PipelineConfig:
 
 @dataclass
 class SinkConfig:
-    url: str = _f("file:logpipe-archive", "'-' (stdout), file:DIR (archive), forward://h:24224, forwards://h:24224 (TLS), http(s)://h:9200 (Elasticsearch).")
+    url: str = _f("file:logpipe-archive", "'-' (stdout), null: (discard, acknowledged), file:DIR (archive), forward://h:24224, forwards://h:24224 (TLS), http(s)://h:9200 (Elasticsearch).")
     standby: list[str] = _f([], "Forward: standby servers tried when the primary fails (out_forward style).")
     tag: str = _f("logpipe.{service}.{kind}", "Forward: tag template; kind = access | error | app | metric | alert.")
     shared_key: str = _f("", "Forward: HELO/PING shared key.", secret=True, env="LOGPIPE_FLUENTD_SHARED_KEY")
@@ -258,6 +258,7 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "LOGPIPE_ES_API_KEY": "Elasticsearch API key.",
     "LOGPIPE_ES_CA_FILE": "CA bundle for Elasticsearch TLS verification.",
     "LOGPIPE_ALERT_WEBHOOK": "Alert webhook URL (Slack-compatible JSON POST).",
+    "LOGPIPE_CORE": "`off` turns the native core's JSON road off (tail/replay then parse in Python only).",
     "LOGPIPE_TEST_ES_URL": "Tests: use this Elasticsearch instead of starting scripts/elasticsearch.sh.",
     "LOGPIPE_DASHBOARD_TOKEN": "Live dashboard: token the page and /api/v1/* require (mandatory on a non-loopback metrics.addr).",
     "LOGPIPE_HEALTH_TOKEN": "logpipe.health: token that opens /health/detailed to non-loopback clients.",

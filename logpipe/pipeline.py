@@ -32,6 +32,7 @@ from logpipe.config import Config
 from logpipe.enrich import Enricher, Guard
 from logpipe.safeform import render_text
 from logpipe.ship.base import SendResult, Sink, SinkFatalError, SinkStopped
+from logpipe.ship.ndjson import NdjsonSink
 from logpipe.stages import MetricsTap, PipelineStats, Throttle
 from logpipe.tail.lines import LineBlock
 from logpipe.tail.stream import LineChunk, Stream
@@ -60,13 +61,19 @@ class Front(Protocol):
         """Release files and watchers."""
 
 
-class NullSink(Sink):
-    """Acknowledges everything at once (benchmarks, `report`, dry runs)."""
+class NullSink(Sink, NdjsonSink):
+    """Acknowledges everything at once and counts it delivered (`--sink null:`, benchmarks, dry runs)."""
 
     name = "null"
 
     def send(self, records: list[dict[str, Any]]) -> SendResult:
         return SendResult(delivered=len(records))
+
+    def accepts_ndjson(self) -> bool:
+        return True
+
+    def send_ndjson(self, data: bytes, count: int) -> SendResult:
+        return SendResult(delivered=count)
 
 
 @dataclass
@@ -77,6 +84,12 @@ class Batch:
     dropped: dict[str, int] = field(default_factory=dict)
     started: float = 0.0
     derived: int = 0  # metric/alert/summary records among `records` (event.kind; not log lines)
+    # Records the native core rendered (logpipe.coreroute): NDJSON bytes and how many.
+    ndjson: bytearray = field(default_factory=bytearray)
+    n_ndjson: int = 0
+
+    def size(self) -> int:
+        return len(self.records) + self.n_ndjson
 
 
 class _StreamState:
@@ -110,6 +123,8 @@ def _merge(parts: list[Batch]) -> Batch:
     merged = Batch(started=parts[0].started)
     for part in parts:
         merged.records.extend(part.records)
+        merged.ndjson += part.ndjson
+        merged.n_ndjson += part.n_ndjson
         for key, offset in part.acks.items():
             if offset >= merged.acks.get(key, -1):
                 merged.acks[key] = offset
@@ -174,6 +189,21 @@ class Pipeline:
         self._paced = 0
         self._pace_start = 0.0
         self._sink_thread: threading.Thread | None = None
+        self._core = self._core_route()
+
+    def _core_route(self) -> Any | None:
+        """The native core's JSON road, where its bytes can reach the sink unchanged."""
+        from logpipe.coreroute import CoreRoute, load_core
+        from logpipe.ship.ndjson import NdjsonSink
+
+        if (self.record_filter is not None or self.throttle is not None
+                or not (isinstance(self.sink, NdjsonSink) and self.sink.accepts_ndjson())):
+            return None
+        core = load_core()
+        if core is None:
+            return None
+        route = CoreRoute(core, self.enricher, tap=self.tap is not None)
+        return route if route.usable else None
 
     # -- control ------------------------------------------------------------------------
     def stop(self) -> None:
@@ -300,6 +330,11 @@ class Pipeline:
         st.stream = chunk.stream
         if chunk.eof:
             del self._states[key]
+            if self._core is not None:
+                self._core.forget(key)
+        if st.passthrough and self._core is not None and self._core.applies(st.fmt, lines):
+            self._emit_core(st, lines, chunk.safe_offset)
+            return
         if st.passthrough:  # one event per line: skip building and unpacking event tuples
             self._emit_lines(st.stream, st, lines.starts, lines.ends, lines.texts, lines.tags, chunk.safe_offset,
                              lines)
@@ -385,21 +420,47 @@ class Pipeline:
         # filter or throttle); otherwise each slice is cut when its turn comes.
         ahead = self.record_filter is None and self.throttle is None
         i = 0
-        j = min(n, i + max(1, self.max_records - len(self._batch.records)))
+        j = min(n, i + max(1, self.max_records - self._batch.size()))
         guard = start(i, j)
         while i < n:
             nj = min(n, j + self.max_records) if ahead and j < n else 0
             nxt = start(j, nj) if nj else None
             ack = ends[j - 1] if j < n else safe
             self._add_records(stream, st, texts[i:j], starts[i:j], tags, ack, ends[j - 1] - starts[i], guard)
-            if len(self._batch.records) >= self.max_records:
+            if self._batch.size() >= self.max_records:
                 self._submit()
             i = j
             if nj:
                 j, guard = nj, nxt
             elif i < n:
-                j = min(n, i + max(1, self.max_records - len(self._batch.records)))
+                j = min(n, i + max(1, self.max_records - self._batch.size()))
                 guard = start(i, j)
+
+    def _emit_core(self, st: _StreamState, block: LineBlock, safe: int) -> None:
+        """The native core's road (logpipe.coreroute) for one block, cut into batch-sized slices."""
+        assert self._core is not None
+        stream, n, i = st.stream, len(block), 0
+        stats = self.stats
+        while i < n:
+            j = min(n, i + max(1, self.max_records - self._batch.size()))
+            out = self._core.run(stream, st.parse, st.counter, block, i, j)
+            stats.records_parsed += out.count
+            stats.parse_failures += out.parse_failures
+            if out.blank:
+                self._count_drop("empty_line", out.blank)
+            if self.tap is not None and out.tap:
+                self._tap_pending += out.tap
+                if len(self._tap_pending) >= self.max_records:
+                    self._observe_pending()
+            self._add_ack(stream.key, block.ends[j - 1] if j < n else safe)
+            self._batch.ndjson += out.ndjson
+            self._batch.n_ndjson += out.count
+            self._batch.nbytes += block.ends[j - 1] - block.starts[i]
+            if self.rate > 0:
+                self._pace(j - i)
+            if self._batch.size() >= self.max_records:
+                self._submit()
+            i = j
 
     def _add_records(self, stream: Stream, st: _StreamState, texts: list[str], starts: list[int],
                      tags: dict[int, list[str]], ack: int, nbytes: int, guard: Guard | None) -> None:
@@ -464,7 +525,7 @@ class Pipeline:
         self._paced += n
         ahead = self._pace_start + self._paced / self.rate - time.monotonic()
         if ahead > 0:
-            if self._batch.records:
+            if self._batch.size():
                 self._submit()
             self._stop.wait(ahead)
 
@@ -473,7 +534,7 @@ class Pipeline:
         self._observe_pending()
         batch = self._batch
         self._last_submit = time.monotonic()
-        if not batch.acks and not batch.records and not tick:
+        if not batch.acks and not batch.size() and not tick:
             return
         self._batch = Batch()
         with self._cond:
@@ -525,7 +586,7 @@ class Pipeline:
         one checkpoint write (a sink that falls behind pays its per-send cost -- an fsync, an
         ack round trip, a bulk request -- less often, and catches up). Returns True when the
         end-of-input marker was taken."""
-        records = len(parts[0].records)
+        records = parts[0].size()
         limit = self.max_records * self.merge_batches
         while records < limit:
             try:
@@ -535,7 +596,7 @@ class Pipeline:
             if nxt is None:
                 return True
             parts.append(nxt)
-            records += len(nxt.records)
+            records += nxt.size()
         return False
 
     def _deliver(self, batch: Batch) -> None:
@@ -552,9 +613,13 @@ class Pipeline:
                 derived += len(extra)
         result = SendResult()
         t0 = time.monotonic()
-        if records:
+        if records or batch.n_ndjson:
             try:
-                result = self.sink.send(records)
+                if batch.n_ndjson:
+                    assert isinstance(self.sink, NdjsonSink)  # the core road is only taken for one
+                    result = self.sink.send_ndjson(bytes(batch.ndjson), batch.n_ndjson)
+                if records:
+                    result.merge(self.sink.send(records))
             except SinkStopped:
                 self._aborted = True
                 return

@@ -314,6 +314,18 @@ class Scrubber:
             self._dirty_share = (self._dirty_share + len(flagged) / n) / 2
         return flagged
 
+    def screen_tables(self) -> tuple[bytes, bytes, list[bytes]] | None:
+        """The batch prefilter's own tables for the native core's scrub screen (logpipe._core):
+        (case fold, trigram table, card-shaped literals). A line none of them hits is one
+        `suspicious_bytes` passes, so the core may skip it; the lines it flags come back here.
+        None when no table can cover this configuration (custom patterns, a too-short key)."""
+        if self._extra_re is not None:
+            return None
+        lut = self._lut()
+        if lut is None:
+            return None
+        return _FOLD, lut.tobytes(), list(_CARD_LITERALS)
+
     def _lut(self) -> np.ndarray | None:
         """The batch prefilter's table (built on first use), or None if it cannot cover the config."""
         lut = self._batch_lut
@@ -575,12 +587,16 @@ def _join(lines: Sequence[bytes | str]) -> tuple[bytes, Iterable[int]]:
     return joined, map(len, data)
 
 
+#: Card-shaped runs on the folded view: 13 digits in a row, or '0000_0000' (4-4 groups).
+_CARD_LITERALS = (b"0000000000000", b"0000_0000")
+
+
 def _card_candidates(folded: bytes) -> list[int]:
     """Where a card-shaped run may start in a folded batch (a superset of `_CARD_SHAPE`): every
     13-digit run and every '0000_0000'. Plain `bytes.find` on literals: a regex over the batch
     stops at each of the many 4-digit runs (timestamps, ids) and costs ~0.4 µs per line."""
     out: list[int] = []
-    for literal in (b"0000000000000", b"0000_0000"):
+    for literal in _CARD_LITERALS:
         i = folded.find(literal)
         while i >= 0:
             out.append(i)

@@ -75,9 +75,11 @@ def validate_inputs(cfg: Config) -> None:
             raise ConfigError(f"inputs {inp.paths}: {exc}") from None
 
 
-def optional_stages(cfg: Config, stats: Any, stop_event: threading.Event | None = None) -> tuple[Any, Any]:
+def optional_stages(cfg: Config, stats: Any, stop_event: threading.Event | None = None, *,
+                    metrics: bool = True) -> tuple[Any, Any]:
     """The metrics tap and throttle, when configured and built (other modules; optional).
-    Raises ConfigError/ValueError for their bad settings (port in use, bad rule file)."""
+    Raises ConfigError/ValueError for their bad settings (port in use, bad rule file).
+    `metrics=False` leaves the tap out (`--no-metrics`)."""
     tap = throttle = None
     try:
         from logpipe.metrics.runtime import start_metrics
@@ -85,7 +87,7 @@ def optional_stages(cfg: Config, stats: Any, stop_event: threading.Event | None 
         if cfg.metrics.addr:
             log.warning("metrics are not available in this build; --metrics-addr ignored")
     else:
-        tap = start_metrics(cfg, stats)
+        tap = start_metrics(cfg, stats) if metrics else None
     if cfg.throttle.enabled:
         try:
             from logpipe.ship.throttle import GroupThrottle
@@ -118,7 +120,8 @@ def install_signals(stop: Any) -> None:
 
 @click.command("tail")
 @click.argument("paths", nargs=-1)
-@click.option("--sink", "sink_url", help="'-' (stdout), file:DIR (default file:logpipe-archive), forward://, http(s)://")
+@click.option("--sink", "sink_url",
+              help="'-' (stdout), null: (discard, acknowledged), file:DIR (default file:logpipe-archive), forward://, http(s)://")
 @click.option("--format", "fmt", help="auto | json | python | python_short | access_text | common | combined | uvicorn | raw")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML config file.")
 @click.option("--once", is_flag=True, help="Read what is there now, deliver it, exit.")
@@ -130,17 +133,18 @@ def install_signals(stop: Any) -> None:
 @click.option("--alerts", "alerts_file", type=click.Path(dir_okay=False), help="TOML file of alert rules.")
 @click.option("--tag", "tag_template", help="Forward tag template, e.g. logpipe.{service}.{kind}.")
 @click.option("--no-scrub", is_flag=True, help="Do not scrub PII in the tailer.")
+@click.option("--no-metrics", is_flag=True, help="Run without the metrics tap (no metric records or alerts).")
 def command(paths: tuple[str, ...], sink_url: str | None, fmt: str | None, config_file: str | None,
             once: bool, checkpoint: str | None, reset_checkpoint: bool, tz: str | None,
             metrics_addr: str | None, alerts_file: str | None, tag_template: str | None,
-            no_scrub: bool, dashboard: bool) -> None:
+            no_scrub: bool, dashboard: bool, no_metrics: bool) -> None:
     """Follow PATHS (files and globs), parse, and deliver records with checkpoints."""
     setup_cli_logging()
     quiet_gc()
     code = run_tail(paths, sink_url=sink_url, fmt=fmt, config_file=config_file, once=once,
                     checkpoint=checkpoint, reset_checkpoint=reset_checkpoint, tz=tz,
                     metrics_addr=metrics_addr, alerts_file=alerts_file, tag_template=tag_template,
-                    no_scrub=no_scrub, dashboard=dashboard)
+                    no_scrub=no_scrub, dashboard=dashboard, no_metrics=no_metrics)
     sys.exit(code)
 
 
@@ -148,7 +152,7 @@ def run_tail(paths: tuple[str, ...], *, sink_url: str | None = None, fmt: str | 
              config_file: str | None = None, once: bool = False, checkpoint: str | None = None,
              reset_checkpoint: bool = False, tz: str | None = None, metrics_addr: str | None = None,
              alerts_file: str | None = None, tag_template: str | None = None,
-             no_scrub: bool = False, dashboard: bool = False) -> int:
+             no_scrub: bool = False, dashboard: bool = False, no_metrics: bool = False) -> int:
     """The tail command without click: returns the exit code."""
     from logpipe.enrich import Enricher, load_scrubber
     from logpipe.pipeline import Pipeline
@@ -179,7 +183,7 @@ def run_tail(paths: tuple[str, ...], *, sink_url: str | None = None, fmt: str | 
         sink = make_sink(cfg.sink)
         stats = PipelineStats()
         stopping = threading.Event()
-        tap, throttle = optional_stages(cfg, stats, stopping)
+        tap, throttle = optional_stages(cfg, stats, stopping, metrics=not no_metrics)
     except (ConfigError, CheckpointError, SinkConfigError, ValueError, RuntimeError, OSError) as exc:
         if store is not None:
             store.close()

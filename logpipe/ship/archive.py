@@ -22,6 +22,7 @@ from typing import Any
 from logpipe.config import SinkConfig
 from logpipe.durable import atomic_write
 from logpipe.ship.base import SendResult, Sink, SinkConfigError, SinkStopped
+from logpipe.ship.ndjson import NdjsonSink
 from logpipe.ship.stdout import encode_ndjson
 
 log = logging.getLogger("logpipe.archive")
@@ -53,7 +54,7 @@ def is_own_segment(path: Path) -> bool:
     return _SEGMENT_NAME.fullmatch(path.name) is not None
 
 
-class ArchiveSink(Sink):
+class ArchiveSink(Sink, NdjsonSink):
     name = "archive"
 
     def __init__(self, cfg: SinkConfig, compresslevel: int = 1) -> None:
@@ -77,8 +78,18 @@ class ArchiveSink(Sink):
         if not records:
             return SendResult()
         data, reduced = encode_ndjson(records, self.schema)
+        result = self.send_ndjson(data, len(records))
+        result.encode_failures += reduced
+        return result
+
+    def accepts_ndjson(self) -> bool:
+        return self.schema == "logpipe"
+
+    def send_ndjson(self, data: bytes, count: int) -> SendResult:
+        if not count:
+            return SendResult()
         payload = gzip.compress(data, compresslevel=self.level, mtime=0)
-        result = SendResult(delivered=len(records), encode_failures=reduced)
+        result = SendResult(delivered=count)
         delay = 0.2
         while True:
             try:

@@ -1,4 +1,4 @@
-"""Turn a sink URL into a Sink: `-`, `file:DIR`, `forward://`, `forwards://`, `http(s)://`."""
+"""Turn a sink URL into a Sink: `-`, `null:`, `file:DIR`, `forward://`, `forwards://`, `http(s)://`."""
 
 from __future__ import annotations
 
@@ -15,6 +15,10 @@ def make_sink(cfg: SinkConfig) -> Sink:
         from logpipe.ship.stdout import StdoutSink
 
         return StdoutSink(cfg)
+    if url == "null:":
+        from logpipe.pipeline import NullSink
+
+        return NullSink()
     if url.startswith("file:"):
         from logpipe.ship.archive import ArchiveSink
 
@@ -29,6 +33,6 @@ def make_sink(cfg: SinkConfig) -> Sink:
 
         return ElasticSink(cfg)
     raise SinkConfigError(
-        f"unsupported sink URL {url!r}: use '-', file:DIR, forward://host:24224, "
+        f"unsupported sink URL {url!r}: use '-', null:, file:DIR, forward://host:24224, "
         "forwards://host:24224 or http(s)://host:9200"
     )

@@ -11,6 +11,7 @@ from logpipe.config import SinkConfig
 from logpipe.fields import to_ecs
 from logpipe.safeform import ECS_MAX_DEPTH, MAX_DEPTH, reduce
 from logpipe.ship.base import SendResult, Sink, SinkFatalError
+from logpipe.ship.ndjson import NdjsonSink
 
 _OPTS = orjson.OPT_APPEND_NEWLINE
 _SLOW_OPTS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
@@ -51,7 +52,7 @@ def encode_ndjson(records: list[dict[str, Any]], schema: str = "logpipe") -> tup
     return bytes(out), reduced
 
 
-class StdoutSink(Sink):
+class StdoutSink(Sink, NdjsonSink):
     name = "stdout"
 
     def __init__(self, cfg: SinkConfig, stream: BinaryIO | None = None) -> None:
@@ -61,12 +62,20 @@ class StdoutSink(Sink):
 
     def send(self, records: list[dict[str, Any]]) -> SendResult:
         data, reduced = encode_ndjson(records, self.schema)
+        result = self.send_ndjson(data, len(records))
+        result.encode_failures += reduced
+        return result
+
+    def accepts_ndjson(self) -> bool:
+        return self.schema == "logpipe"
+
+    def send_ndjson(self, data: bytes, count: int) -> SendResult:
         try:
             self._out.write(data)
             self._out.flush()
         except (BrokenPipeError, ValueError) as exc:
             raise SinkFatalError(f"stdout: cannot write ({exc})") from None
-        return SendResult(delivered=len(records), encode_failures=reduced)
+        return SendResult(delivered=count)
 
     def describe(self) -> str:
         return "stdout"

@@ -1,0 +1,13 @@
+//! logpipe's native line core: the per-line work of `logpipe tail` in compiled code.
+//!
+//! The pure-Rust modules (`split`, `json`, `screen`, `record`) hold the logic and are tested
+//! with `cargo test`; `py` (feature `python`, built by maturin) is the thin binding that
+//! exposes them as `logpipe._core`.
+
+pub mod json;
+pub mod record;
+pub mod screen;
+pub mod split;
+
+#[cfg(feature = "python")]
+mod py;
