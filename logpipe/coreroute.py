@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from logpipe.enrich import Enricher
-from logpipe.ship.stdout import render_ndjson
+from logpipe.ship.stdout import encode_ndjson
 from logpipe.tail.lines import LineBlock
 from logpipe.tail.stream import Stream
 
@@ -55,6 +55,7 @@ class CoreOutput:
     tap: list[dict[str, Any]] = field(default_factory=list)
     parse_failures: int = 0
     blank: int = 0
+    encode_failures: int = 0  # records rendered in the safe form (logpipe.safeform), tagged _encode_failure
 
 
 class CoreRoute:
@@ -106,13 +107,17 @@ class CoreRoute:
         if keep:
             kept = [texts[k] for k in keep]
             before = counter.failed if counter is not None else 0
+            coerced = counter.coerced if counter is not None else 0
             records = parse(kept)
             if counter is not None:
                 result.parse_failures = counter.failed - before
+                result.encode_failures = counter.coerced - coerced
             starts = [block.starts[i + slow[k]] for k in keep]
-            self.enricher.apply(records, kept, starts, stream.path, stream.fp, None, stream.input.tags)
+            self.enricher.apply(records, kept, starts, stream.path, stream.fp, None, stream.input.tags,
+                                keep_ids=stream.keeps_ids)
             for k, rec in zip(keep, records, strict=True):
-                rendered[k] = render_ndjson([rec])
+                rendered[k], reduced = encode_ndjson([rec])
+                result.encode_failures += reduced
             if self.tap:
                 result.tap.extend(records)
         pieces: list[bytes] = []

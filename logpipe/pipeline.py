@@ -446,6 +446,7 @@ class Pipeline:
             out = self._core.run(stream, st.parse, st.counter, block, i, j)
             stats.records_parsed += out.count
             stats.parse_failures += out.parse_failures
+            stats.encode_failures += out.encode_failures
             if out.blank:
                 self._count_drop("empty_line", out.blank)
             if self.tap is not None and out.tap:

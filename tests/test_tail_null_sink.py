@@ -23,13 +23,13 @@ def test_null_sink_acknowledges_counts_and_checkpoints(tmp_path: Path) -> None:
     (tmp_path / "app.log").write_text(LINES)
     first = run(["tail", "app.log", "--sink", "null:", "--once", "--no-metrics"], tmp_path)
     assert first.returncode == 0, first.stderr
-    assert "3 lines read, 3 records delivered to null" in first.stderr
+    assert "3 lines read, 3 log records delivered to null" in first.stderr
     assert first.stdout == ""
     with (tmp_path / "app.log").open("a") as fh:
         fh.write(LINES.splitlines(keepends=True)[0])
     again = run(["tail", "app.log", "--sink", "null:", "--once", "--no-metrics"], tmp_path)
     assert again.returncode == 0, again.stderr
-    assert "1 lines read, 1 records delivered to null" in again.stderr  # the checkpoint moved on
+    assert "1 lines read, 1 log records delivered to null" in again.stderr  # the checkpoint moved on
 
 
 def test_no_metrics_leaves_the_tap_out(tmp_path: Path) -> None:
