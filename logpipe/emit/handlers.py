@@ -1,10 +1,10 @@
-"""The writer side: the root QueueHandler, and a queue listener that renders batches.
+"""The writer side: the root QueueHandler, the hand-off queue, and a listener that renders batches.
 
-The caller's thread only captures an entry and queues it (EntryQueueHandler); one
-background thread drains the queue in batches (BatchListener), so a slow disk never
-blocks a request, and the Writer scrubs, renders and routes each batch: access records
-to access.log, others to app.log (and error.log from ERROR up), plus the console. Each
-file gets one write + flush per batch instead of per record.
+The caller's thread only captures an entry and appends it to the Handoff (EntryQueueHandler,
+or the middleware's direct path); one background thread takes the queued entries in batches
+(BatchListener), so a slow disk never blocks a request, and the Writer scrubs, renders and
+routes each batch: access records to access.log, others to app.log (and error.log from ERROR
+up), plus the console. Each file gets one write + flush per batch instead of per record.
 """
 
 from __future__ import annotations
@@ -15,15 +15,16 @@ import queue
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
 from logpipe import fields as F
 from logpipe.emit import render
 from logpipe.emit.files import LogFile, warn_once
-from logpipe.emit.processors import Entry, entry_from_record
+from logpipe.emit.processors import Entry, entry_from_record, message_text
 from logpipe.emit.scrubbing import EmitScrubber
 from logpipe.scrub import Scrubber
 
@@ -88,6 +89,8 @@ class Writer:
     def record(self, entry: Entry) -> dict[str, Any]:
         """Entry -> scrubbed record dict in schema order (logpipe field names)."""
         created, _levelno, level, logger, message, ctx, extra, exc = entry
+        if message.__class__ is not str:  # (format, args), left for this thread by the caller
+            message = message_text(message)
         rec = render.build_record(self.stamp(created), level, logger, message, self.static, ctx, extra)
         exc_fields = None
         if exc is not None and F.EXCEPTION not in rec:
@@ -168,6 +171,73 @@ class Writer:
                     pass
 
 
+class EntryQueue(Protocol):
+    """What QueueGate needs from the queue it bounds."""
+
+    def put_nowait(self, item: Any) -> None: ...
+
+    def qsize(self) -> int: ...
+
+    def wake(self) -> None: ...
+
+
+class Handoff:
+    """The queue between the app's threads and the writer: one deque append per entry.
+
+    Why: `SimpleQueue.put` wakes a writer blocked in `get()` for every entry, so at everyday
+    request rates each request pays a thread switch and the writer takes the GIL from the
+    request thread once per record. Here only the first entry after an idle spell wakes the
+    writer; it then lets entries gather for up to `interval_s` (less once `wake_at` are
+    waiting, or when a flush or stop asks via `wake`) and takes them all at once.
+    Thread-safe without a lock: deque appends and pops are atomic.
+    """
+
+    def __init__(self, interval_s: float = 0.02, wake_at: int = 512) -> None:
+        self.interval_s = interval_s
+        self.wake_at = max(1, wake_at)
+        self._items: deque[Any] = deque()
+        self._event = threading.Event()
+        self._sleeping = False  # the writer found nothing and waits for the next entry
+        self._urgent = False
+
+    def put_nowait(self, item: Any) -> None:
+        items = self._items
+        items.append(item)
+        if self._sleeping or len(items) == self.wake_at:
+            self._event.set()
+
+    def wake(self) -> None:
+        """Make the writer take what is queued now (flush markers, the stop sentinel)."""
+        self._urgent = True
+        self._event.set()
+
+    def qsize(self) -> int:
+        return len(self._items)
+
+    def get_nowait(self) -> Any:
+        try:
+            return self._items.popleft()
+        except IndexError:
+            raise queue.Empty from None
+
+    def take(self, max_items: int) -> list[Any]:
+        """Writer thread: wait for entries, let a batch gather, return up to `max_items` of them."""
+        items, event = self._items, self._event
+        if not items:
+            event.clear()
+            self._sleeping = True  # set before the re-check: an append after it sets the event
+            if not items:
+                event.wait()
+            self._sleeping = False
+        if not self._urgent and len(items) < self.wake_at:
+            event.clear()
+            if not self._urgent and len(items) < self.wake_at:
+                event.wait(self.interval_s)
+        self._urgent = False
+        pop = items.popleft
+        return [pop() for _ in range(min(max_items, len(items)))]
+
+
 class QueueGate:
     """Bounds the queue between the app's threads and the writer.
 
@@ -179,7 +249,7 @@ class QueueGate:
     warning record saying how many were dropped, so nothing goes missing unnoticed.
     """
 
-    def __init__(self, q: queue.SimpleQueue[Any], limit: int = 100_000, max_wait_s: float = 1.0) -> None:
+    def __init__(self, q: EntryQueue, limit: int = 100_000, max_wait_s: float = 1.0) -> None:
         self.queue = q
         self.limit = max(1, limit)
         self.max_wait_s = max(0.0, max_wait_s)
@@ -198,6 +268,7 @@ class QueueGate:
 
     def _put_slow(self, entry: Any) -> None:
         if not self._shedding:
+            self.queue.wake()  # the writer may be letting a batch gather: it is needed now
             deadline = time.monotonic() + self.max_wait_s
             while self._size() >= self.limit and time.monotonic() < deadline:
                 time.sleep(0.001)
@@ -231,25 +302,24 @@ def dropped_notice(n: int, gate: QueueGate) -> Entry:
 
 
 class BatchListener(logging.handlers.QueueListener):
-    """QueueListener that drains the queue in batches and hands them to a Writer."""
+    """QueueListener that takes the Handoff's entries in batches and hands them to a Writer."""
 
-    def __init__(self, q: queue.SimpleQueue[Any], writer: Writer, gate: QueueGate | None = None) -> None:
+    def __init__(self, q: Handoff, writer: Writer, gate: QueueGate | None = None) -> None:
         super().__init__(q)  # type: ignore[arg-type]
+        self.handoff = q
         self.writer = writer
         self.gate = gate
 
+    def enqueue_sentinel(self) -> None:
+        self.handoff.put_nowait(self._sentinel)
+        self.handoff.wake()
+
     def _monitor(self) -> None:
-        q = self.queue
-        get, get_nowait = q.get, q.get_nowait
+        take = self.handoff.take
         sentinel = self._sentinel
         while True:
-            batch = [get()]
-            while len(batch) < BATCH_MAX:
-                try:
-                    batch.append(get_nowait())
-                except queue.Empty:
-                    break
-            if not self._run(batch, sentinel):
+            batch = take(BATCH_MAX)
+            if batch and not self._run(batch, sentinel):
                 return
 
     def _run(self, batch: list[Any], sentinel: Any) -> bool:
@@ -290,7 +360,8 @@ class BatchListener(logging.handlers.QueueListener):
     def flush(self, timeout: float = 5.0) -> bool:
         """Block until everything queued so far is written (True) or `timeout` passes."""
         marker = _Flush()
-        self.queue.put_nowait(marker)
+        self.handoff.put_nowait(marker)
+        self.handoff.wake()
         return marker.done.wait(timeout)
 
 
@@ -299,7 +370,7 @@ class EntryQueueHandler(logging.handlers.QueueHandler):
 
     logpipe = True  # marker so setup_logging can find and replace its own handler
 
-    def __init__(self, q: queue.SimpleQueue[Any], gate: QueueGate | None = None) -> None:
+    def __init__(self, q: Handoff, gate: QueueGate | None = None) -> None:
         super().__init__(q)  # type: ignore[arg-type]
         self._put: Callable[[Any], None] = gate.put if gate is not None else q.put_nowait
 
