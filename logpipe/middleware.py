@@ -27,7 +27,8 @@ from __future__ import annotations
 import contextvars
 import ipaddress
 import logging
-import os
+import operator
+import random
 import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, MutableMapping
@@ -44,6 +45,9 @@ ACCESS_LOGGER = "logpipe.access"
 ERROR_LOGGER = "logpipe.request"
 ACCESS_MESSAGE = "%s %s %s %.1fms"  # method, path, status, duration_ms
 _SANE_ID = re.compile(r"[A-Za-z0-9._\-]{1,128}")
+# Request ids need uniqueness, not secrecy; `random` is seeded from os.urandom and reseeded in a
+# forked child (gunicorn workers), so two processes never share a sequence.
+_random_bits = random.getrandbits
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -61,7 +65,7 @@ def sane_request_id(value: str | bytes | None) -> str:
             value = None
     if value and _SANE_ID.fullmatch(value):
         return value
-    return os.urandom(16).hex()  # as unique as uuid4().hex, without building a UUID
+    return f"{_random_bits(128):032x}"  # as unique as uuid4().hex, without a syscall or a UUID object
 
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -143,17 +147,29 @@ class _AccessLog:
 def access_fields(method: str, path: str, query: str, route: str | None, status: int, duration_ms: float,
                   client_ip: str | None, user_agent: str | None, nbytes: int) -> dict[str, Any]:
     """The access record's event fields, in schema order: the one place they are assembled."""
-    fields: dict[str, Any] = {F.METHOD: method, F.PATH: path}
     if route:
-        fields[F.ROUTE] = route
-    fields[F.STATUS] = status
-    fields[F.DURATION_MS] = round(duration_ms, 3)
-    fields[F.CLIENT_IP] = client_ip
-    fields[F.USER_AGENT] = user_agent
-    fields[F.BYTES] = nbytes
+        fields = {F.METHOD: method, F.PATH: path, F.ROUTE: route, F.STATUS: status,
+                  F.DURATION_MS: round(duration_ms, 3), F.CLIENT_IP: client_ip, F.USER_AGENT: user_agent,
+                  F.BYTES: nbytes}
+    else:
+        fields = {F.METHOD: method, F.PATH: path, F.STATUS: status, F.DURATION_MS: round(duration_ms, 3),
+                  F.CLIENT_IP: client_ip, F.USER_AGENT: user_agent, F.BYTES: nbytes}
     if query:
         fields["query"] = query
     return fields
+
+
+def _with_request_headers(headers: Iterable[tuple[bytes, bytes]], rid: bytes, elapsed_ms: float) -> list[Any]:
+    """The response headers plus ours; an X-Request-ID the app set is replaced, not repeated."""
+    out = list(headers)
+    if out and b"x-request-id" in b"\n".join(map(_first, out)).lower():  # one C-level scan, no per-header Python
+        out = [(k, v) for k, v in out if k.lower() != b"x-request-id"]
+    out.append((b"x-request-id", rid))
+    out.append((b"x-response-time", b"%.2fms" % elapsed_ms))
+    return out
+
+
+_first = operator.itemgetter(0)
 
 
 class LoggingMiddleware:
@@ -196,11 +212,8 @@ class LoggingMiddleware:
                     return
             elif kind == "http.response.start":
                 status = int(message.get("status", 0))
-                elapsed = (timer() - start) * 1000
-                out = [(k, v) for k, v in message.get("headers", ()) if k.lower() != b"x-request-id"]
-                out.append((b"x-request-id", rid_bytes))
-                out.append((b"x-response-time", b"%.2fms" % elapsed))
-                message = {**message, "headers": out}
+                message = {**message, "headers": _with_request_headers(
+                    message.get("headers", ()), rid_bytes, (timer() - start) * 1000)}
             await send(message)
 
         # The access record is emitted inside the request's context, so fields the handler
@@ -258,21 +271,28 @@ class WSGILoggingMiddleware:
 
     def _call(self, ctx: contextvars.Context, environ: dict[str, Any],
               start_response: Callable[..., Any]) -> Iterable[bytes]:
-        req = _WSGIRequest(self.log, environ, ctx, start_response)
+        req = _WSGIExchange(self.log, environ, ctx, start_response)
         enter_request(req.rid)  # in this request's own copy of the context: nothing to undo
         try:
-            result = self.app(environ, req.start_response)
+            req.result = self.app(environ, req.start_response)
         except BaseException as exc:
             req.fail(exc)
             raise
-        return _Body(result, req)
+        return req
 
 
-class _WSGIRequest:
+class _WSGIExchange:
+    """One request: wraps start_response, and is the response iterable the server gets back,
+    re-entering the request's context for each chunk (streamed bodies log with its fields)."""
+
+    __slots__ = ("log", "_inner_start", "_write", "environ", "ctx", "start", "rid", "status", "nbytes", "done",
+                 "route", "result", "_it")
+
     def __init__(self, log: _AccessLog, environ: dict[str, Any], ctx: contextvars.Context,
                  start_response: Callable[..., Any]) -> None:
         self.log = log
         self._inner_start = start_response
+        self._write: Callable[[bytes], Any] | None = None
         self.environ = environ
         self.ctx = ctx
         self.start = log.timer()
@@ -281,6 +301,8 @@ class _WSGIRequest:
         self.nbytes = 0
         self.done = False
         self.route: str | None = None
+        self.result: Iterable[bytes] = ()
+        self._it: Iterator[bytes] | None = None
 
     def start_response(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
         self.route = _wsgi_route(self.environ)  # Flask clears its request from environ on teardown
@@ -292,14 +314,13 @@ class _WSGIRequest:
         out = [(k, v) for k, v in headers if k.lower() != "x-request-id"]
         out.append(("X-Request-ID", self.rid))
         out.append(("X-Response-Time", f"{elapsed:.2f}ms"))
-        return self._wrap_write(self._inner_start(status, out, exc_info))
+        self._write = self._inner_start(status, out, exc_info)
+        return self.write
 
-    def _wrap_write(self, write: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
-        def counted(data: bytes) -> Any:
-            self.nbytes += len(data)
-            return write(data)
-
-        return counted
+    def write(self, data: bytes) -> Any:
+        """The legacy write() callable, counting bytes."""
+        self.nbytes += len(data)
+        return self._write(data)  # type: ignore[misc]
 
     def fail(self, exc: BaseException) -> None:
         self.status = 500
@@ -320,45 +341,36 @@ class _WSGIRequest:
                       self.route or _wsgi_route(env), self.status, duration, ip, env.get("HTTP_USER_AGENT"),
                       self.nbytes)
 
+    def __iter__(self) -> _WSGIExchange:
+        return self
+
+    def __next__(self) -> bytes:
+        run = self.ctx.run
+        try:
+            if self._it is None:
+                self._it = run(iter, self.result)
+            chunk = run(next, self._it)
+        except StopIteration:
+            run(self.finish)
+            raise
+        except BaseException as exc:
+            run(self.fail, exc)
+            raise
+        self.nbytes += len(chunk)
+        return chunk
+
+    def close(self) -> None:
+        try:
+            close = getattr(self.result, "close", None)
+            if close is not None:
+                self.ctx.run(close)
+        finally:
+            if not self.done:
+                self.ctx.run(self.finish)
+
 
 def _wsgi_route(environ: dict[str, Any]) -> str | None:
     req = environ.get("werkzeug.request")
     rule = getattr(req, "url_rule", None)
     template = getattr(rule, "rule", None)
     return template if isinstance(template, str) else None
-
-
-class _Body:
-    """The response iterable, re-entering the request's context for each chunk."""
-
-    def __init__(self, result: Iterable[bytes], req: _WSGIRequest) -> None:
-        self._result = result
-        self._req = req
-        self._it: Iterator[bytes] | None = None
-
-    def __iter__(self) -> _Body:
-        return self
-
-    def __next__(self) -> bytes:
-        req = self._req
-        try:
-            if self._it is None:
-                self._it = req.ctx.run(iter, self._result)
-            chunk = req.ctx.run(next, self._it)
-        except StopIteration:
-            req.ctx.run(req.finish)
-            raise
-        except BaseException as exc:
-            req.ctx.run(req.fail, exc)
-            raise
-        req.nbytes += len(chunk)
-        return chunk
-
-    def close(self) -> None:
-        req = self._req
-        try:
-            close = getattr(self._result, "close", None)
-            if close is not None:
-                req.ctx.run(close)
-        finally:
-            req.ctx.run(req.finish)

@@ -29,6 +29,7 @@ from logpipe.emit.scrubbing import EmitScrubber
 from logpipe.scrub import Scrubber
 
 BATCH_MAX = 2048
+PRECHECK = 64  # entries scrub-checked together; a group with anything suspicious is checked per record
 DAY = 86400.0
 
 
@@ -86,8 +87,9 @@ class Writer:
         self.stamp = render.TimestampFormatter()
         self.failures = 0
 
-    def record(self, entry: Entry) -> dict[str, Any]:
-        """Entry -> scrubbed record dict in schema order (logpipe field names)."""
+    def record(self, entry: Entry, known_clean: bool = False) -> dict[str, Any]:
+        """Entry -> scrubbed record dict in schema order (logpipe field names).
+        `known_clean`: `EmitScrubber.all_clean` already passed the entry's parts."""
         created, _levelno, level, logger, message, ctx, extra, exc = entry
         if message.__class__ is not str:  # (format, args), left for this thread by the caller
             message = message_text(message)
@@ -100,7 +102,7 @@ class Writer:
         guard = self.guard
         if guard is not None:
             sc = guard.scrubber
-            if guard.dirty(logger, message, ctx, extra, exc_fields):
+            if (exc_fields is not None or not known_clean) and guard.dirty(logger, message, ctx, extra, exc_fields):
                 # Render first so custom objects are scrubbed as the text that will be written.
                 rec = sc.scrub_value(orjson.loads(render.dumps(rec)))
             if sc.mask_client_ip:
@@ -124,14 +126,18 @@ class Writer:
         pretty = console is not None and console.pretty
         con_bytes = bytearray()
         file_level, console_level = self.file_level, self.console_level
-        for entry in entries:
+        entries = [e if e[4].__class__ is str else (*e[:4], message_text(e[4]), *e[5:]) for e in entries]
+        clean_upto = -1
+        for i, entry in enumerate(entries):
             levelno = entry[1]
             to_console = console is not None and levelno >= console_level
             to_file = levelno >= file_level
             if not (to_console or to_file):
                 continue
+            if i > clean_upto and self.guard is not None:
+                clean_upto = self._precheck(entries, i)
             try:
-                rec = self.record(entry)
+                rec = self.record(entry, i <= clean_upto)
                 data = self.line(rec)
             except Exception as exc:  # a bad record must never stop the writer
                 self.failures += 1
@@ -161,6 +167,15 @@ class Writer:
                 except Exception as exc:
                     self.failures += 1
                     warn_once(f"logpipe: cannot write to {getattr(sink, 'path', 'stdout')}: {exc}")
+
+    def _precheck(self, entries: list[Entry], start: int) -> int:
+        """Scrub-check entries[start:start+PRECHECK] at once; the last index known clean (start-1: none)."""
+        group = entries[start:start + PRECHECK]
+        try:
+            ok = self.guard.all_clean([(e[3], e[4], e[5], e[6]) for e in group])  # type: ignore[union-attr]
+        except Exception:  # odd keys or values: each record is checked (and rendered safely) on its own
+            ok = False
+        return start + len(group) - 1 if ok else start - 1
 
     def close(self) -> None:
         for sink in (self.app, self.error, self.access, self.console):
@@ -199,6 +214,7 @@ class Handoff:
         self._event = threading.Event()
         self._sleeping = False  # the writer found nothing and waits for the next entry
         self._urgent = False
+        self.qsize: Callable[[], int] = self._items.__len__  # a C call: QueueGate asks on every put
 
     def put_nowait(self, item: Any) -> None:
         items = self._items
@@ -210,9 +226,6 @@ class Handoff:
         """Make the writer take what is queued now (flush markers, the stop sentinel)."""
         self._urgent = True
         self._event.set()
-
-    def qsize(self) -> int:
-        return len(self._items)
 
     def get_nowait(self) -> Any:
         try:

@@ -209,19 +209,20 @@ def direct_put(logger: logging.Logger, levelno: int) -> Callable[[P.Entry], None
     if st is None or logger.filters or logger.disabled or logging.getLogRecordFactory() is not logging.LogRecord:
         return None
     ours = st.handler
+    if ours.filters or levelno < ours.level:
+        return None
     found = False
     node: logging.Logger | None = logger
     while node is not None:
-        for h in node.handlers:
-            if h is not ours or found:
+        handlers = node.handlers
+        if handlers:
+            if found or len(handlers) != 1 or handlers[0] is not ours:
                 return None
             found = True
         if not node.propagate:
             break
         node = node.parent
-    if not found or ours.filters or levelno < ours.level:
-        return None
-    return st.gate.put
+    return st.gate.put if found else None
 
 
 def _put(entry: P.Entry) -> None:
