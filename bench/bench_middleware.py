@@ -267,10 +267,14 @@ async def fixed_rate(port: int, path: str, rate: float, duration: float, tag: st
             else:
                 waiting.append(i)
             i += 1
-    await asyncio.wait_for(done, timeout=60)
+    try:
+        await asyncio.wait_for(done, timeout=120)
+    except TimeoutError:  # reported as errors below: the run's latencies are incomplete
+        errors += total - len(latencies)
     for conn in list(idle) + list(in_flight):
         conn.transport.close()  # type: ignore[union-attr]
     latencies.sort()
+    latencies = latencies or [float("nan")]
     return {"completed": len(latencies), "ok_ids": ids, "errors": errors,
             "p50_ms": latencies[len(latencies) // 2] * 1000,
             "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
