@@ -190,11 +190,13 @@ class LoggingMiddleware:
         rid_in = forwarded = agent = None
         for name, value in scope.get("headers") or ():  # ASGI request header names are lower case
             if name == b"user-agent":
-                agent = agent if agent is not None else value
+                if agent is None:
+                    agent = value
             elif name == b"x-request-id":
-                rid_in = rid_in if rid_in is not None else value
-            elif name == b"x-forwarded-for":
-                forwarded = forwarded if forwarded is not None else value
+                if rid_in is None:
+                    rid_in = value
+            elif name == b"x-forwarded-for" and forwarded is None:
+                forwarded = value
         rid = sane_request_id(rid_in)
         rid_bytes = rid.encode()
         status = 0
@@ -216,6 +218,8 @@ class LoggingMiddleware:
                     message.get("headers", ()), rid_bytes, (timer() - start) * 1000)}
             await send(message)
 
+        method = str(scope.get("method", ""))
+        path = str(scope.get("path", ""))  # before the app runs: routers may rewrite the scope
         # The access record is emitted inside the request's context, so fields the handler
         # bound (bind_context(user_id=...)) are on it too; leaving restores the caller's.
         token = enter_request(rid)
@@ -224,7 +228,7 @@ class LoggingMiddleware:
         except BaseException as exc:
             status = 500
             if isinstance(exc, Exception):
-                log.log_exception(exc, str(scope.get("method", "")), str(scope.get("path", "")))
+                log.log_exception(exc, method, path)
             raise
         finally:
             try:
@@ -234,9 +238,9 @@ class LoggingMiddleware:
                 ip = peer if not log.trusted else resolve_client_ip(
                     peer, forwarded.decode("latin-1") if forwarded is not None else None, log.trusted)
                 query = scope.get("query_string", b"")
-                log.emit(str(scope.get("method", "")), str(scope.get("path", "")),
-                         query.decode("latin-1") if isinstance(query, bytes) else str(query), _asgi_route(scope),
-                         status, duration, ip, agent.decode("latin-1") if agent is not None else None, nbytes)
+                log.emit(method, path, query.decode("latin-1") if isinstance(query, bytes) else str(query),
+                         _asgi_route(scope), status, duration, ip,
+                         agent.decode("latin-1") if agent is not None else None, nbytes)
             finally:
                 leave_request(token)
 
