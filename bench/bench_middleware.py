@@ -186,61 +186,64 @@ def run_wrk(url: str, duration: float) -> WrkResult:
 
 
 # ------------------------------------------------------------------------------------- fixed rate
+_CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)", re.I)
+
+
 class _Conn(asyncio.Protocol):
     """One keep-alive HTTP/1.1 connection; reads responses framed by Content-Length."""
 
     def __init__(self, on_response) -> None:  # type: ignore[no-untyped-def]
         self.on_response = on_response
-        self.buf = bytearray()
+        self.buf = b""
         self.transport: asyncio.Transport | None = None
-        self.need: int | None = None
 
     def connection_made(self, transport) -> None:  # type: ignore[no-untyped-def]
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
-        self.buf += data
+        buf = self.buf + data if self.buf else data
         while True:
-            if self.need is None:
-                end = self.buf.find(b"\r\n\r\n")
-                if end < 0:
-                    return
-                head = bytes(self.buf[:end]).lower()
-                m = re.search(rb"\r\ncontent-length:\s*(\d+)", head)
-                self.status_ok = head.startswith(b"http/1.1 200")
-                self.need = end + 4 + (int(m.group(1)) if m else 0)
-            if len(self.buf) < self.need:
-                return
-            del self.buf[: self.need]
-            self.need = None
-            self.on_response(self, self.status_ok)
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                break
+            m = _CONTENT_LENGTH.search(buf, 0, end + 2)
+            size = end + 4 + (int(m.group(1)) if m else 0)
+            if len(buf) < size:
+                break
+            ok = buf.startswith(b"HTTP/1.1 200")
+            buf = buf[size:]
+            self.on_response(self, ok)
+        self.buf = buf
 
 
 async def fixed_rate(port: int, path: str, rate: float, duration: float, tag: str) -> dict[str, object]:
-    """Open-loop load: request i is due at t0 + i/rate; latency runs from that moment to the response."""
+    """Open-loop load: request i is due at t0 + i/rate; latency runs from that moment to the response.
+
+    `gen_lag_p99_ms` says how late this generator itself was in sending (a busy load core): when it
+    is not small next to p99, the latencies describe the generator as much as the server."""
     loop = asyncio.get_running_loop()
     total = max(1, int(rate * duration))
     idle: collections.deque[_Conn] = collections.deque()
     waiting: collections.deque[int] = collections.deque()
     in_flight: dict[_Conn, int] = {}
     latencies: list[float] = []
-    ids: list[str] = []
+    lags: list[float] = []
+    ok_ids: list[int] = []
     errors = 0
     done = loop.create_future()
     t0 = 0.0
+    prefix = f"GET {path} HTTP/1.1\r\nHost: bench\r\nUser-Agent: bench-fixed-rate/1\r\nX-Request-ID: {tag}-".encode()
 
     def send(conn: _Conn, i: int) -> None:
         in_flight[conn] = i
-        rid = f"{tag}-{i}"
-        conn.transport.write(f"GET {path} HTTP/1.1\r\nHost: bench\r\nUser-Agent: bench-fixed-rate/1\r\n"  # type: ignore[union-attr]
-                             f"X-Request-ID: {rid}\r\n\r\n".encode())
+        conn.transport.write(prefix + b"%d\r\n\r\n" % i)  # type: ignore[union-attr]
 
     def on_response(conn: _Conn, ok: bool) -> None:
         nonlocal errors
         i = in_flight.pop(conn)
         latencies.append(loop.time() - (t0 + i / rate))
         if ok:
-            ids.append(f"{tag}-{i}")
+            ok_ids.append(i)
         else:
             errors += 1
         if waiting:
@@ -262,6 +265,7 @@ async def fixed_rate(port: int, path: str, rate: float, duration: float, tag: st
             await asyncio.sleep(due - now)
             now = loop.time()
         while i < total and t0 + i / rate <= now:
+            lags.append(now - (t0 + i / rate))
             if idle:
                 send(idle.popleft(), i)
             else:
@@ -273,12 +277,17 @@ async def fixed_rate(port: int, path: str, rate: float, duration: float, tag: st
         errors += total - len(latencies)
     for conn in list(idle) + list(in_flight):
         conn.transport.close()  # type: ignore[union-attr]
+    elapsed = loop.time() - t0
     latencies.sort()
+    lags.sort()
     latencies = latencies or [float("nan")]
-    return {"completed": len(latencies), "ok_ids": ids, "errors": errors,
-            "p50_ms": latencies[len(latencies) // 2] * 1000,
-            "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
-            "achieved_rps": len(latencies) / (loop.time() - t0)}
+
+    def p(xs: list[float], q: float) -> float:
+        return xs[min(len(xs) - 1, int(len(xs) * q))] * 1000
+
+    return {"completed": len(latencies), "ok_ids": [f"{tag}-{n}" for n in ok_ids], "errors": errors,
+            "p50_ms": p(latencies, 0.5), "p99_ms": p(latencies, 0.99), "gen_lag_p99_ms": p(lags, 0.99),
+            "achieved_rps": len(latencies) / elapsed}
 
 
 # ------------------------------------------------------------------------------------- one session
@@ -292,6 +301,7 @@ class Sample:
     p99_ms: float = 0.0
     wrk_p99_ms: float = 0.0
     rate: float = 0.0
+    gen_lag_p99_ms: float = 0.0
     checks: list[str] = field(default_factory=list)
 
 
@@ -344,6 +354,7 @@ def session(kind: str, variant: str, duration: float, rate_for: Callable[[float]
             sample.checks.append(f"fixed-rate errors: {fr['errors']}")
         _check(server, None, fr["ok_ids"], sample)  # type: ignore[arg-type]
         sample.p50_ms, sample.p99_ms = float(fr["p50_ms"]), float(fr["p99_ms"])  # type: ignore[arg-type]
+        sample.gen_lag_p99_ms = float(fr["gen_lag_p99_ms"])  # type: ignore[arg-type]
     finally:
         server.stop()
     return sample
@@ -355,12 +366,13 @@ def _median(xs: list[float]) -> float:
 
 
 def report(kind: str, samples: dict[str, list[Sample]], rates: list[float]) -> list[str]:
-    keys = ("hello_rps", "work_rps", "p50_ms", "p99_ms", "wrk_p99_ms", "hello_cpu_us", "work_cpu_us")
+    keys = ("hello_rps", "work_rps", "p50_ms", "p99_ms", "wrk_p99_ms", "hello_cpu_us", "work_cpu_us",
+            "gen_lag_p99_ms")
     med = {v: {k: _median([getattr(s, k) for s in ss]) for k in keys} for v, ss in samples.items()}
     plain = med.get("plain")
     lines = [f"\n{kind.upper()}  (fixed rate for p50/p99: {_median(rates):.0f} req/s = 70% of plain's median max)",
              f"{'variant':<10} {'hello req/s':>11} {'added µs/req':>12} {'CPU µs/req':>10} {'added CPU':>9} "
-             f"{'2ms req/s':>10} {'vs plain':>9} {'p50 ms':>7} {'p99 ms':>7} {'wrk p99':>8}  records"]
+             f"{'2ms req/s':>10} {'vs plain':>9} {'p50 ms':>7} {'p99 ms':>7} {'gen lag':>7} {'wrk p99':>8}  records"]
     added: dict[str, float] = {}
     added_cpu: dict[str, float] = {}
     for v, m in med.items():
@@ -371,7 +383,7 @@ def report(kind: str, samples: dict[str, list[Sample]], rates: list[float]) -> l
         added_cpu[v] = m["hello_cpu_us"] - plain["hello_cpu_us"] if plain else float("nan")
         lines.append(f"{v:<10} {m['hello_rps']:>11.0f} {add:>12.1f} {m['hello_cpu_us']:>10.1f} {added_cpu[v]:>9.1f} "
                      f"{m['work_rps']:>10.1f} {vs:>+8.1f}% "
-                     f"{m['p50_ms']:>7.2f} {m['p99_ms']:>7.2f} {m['wrk_p99_ms']:>8.2f}  "
+                     f"{m['p50_ms']:>7.2f} {m['p99_ms']:>7.2f} {m['gen_lag_p99_ms']:>7.2f} {m['wrk_p99_ms']:>8.2f}  "
                      f"{'ok' if not bad else 'FAILED: ' + ' | '.join(bad)}")
     if plain and "logpipe" in med and "pjl" in med:
         lp, pj = med["logpipe"], med["pjl"]
@@ -432,7 +444,8 @@ def main() -> None:
                     rates[kind].append(last.rate)
                 print(f"round {rnd + 1} {kind:<4} {variant:<9} hello {last.hello_rps:7.0f}/s  "
                       f"2ms {last.work_rps:6.1f}/s  at {last.rate:.0f}/s: p50 {last.p50_ms:6.2f}  "
-                      f"p99 {last.p99_ms:6.2f} ms  {'ok' if not last.checks else last.checks}", flush=True)
+                      f"p99 {last.p99_ms:6.2f} ms (generator lag p99 {last.gen_lag_p99_ms:.2f})  "
+                      f"CPU {last.hello_cpu_us:.0f} µs/req  {'ok' if not last.checks else last.checks}", flush=True)
     for kind in kinds:
         for line in report(kind, samples[kind], rates[kind]):
             print(line)
