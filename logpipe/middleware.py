@@ -311,11 +311,13 @@ class _WSGIExchange:
     def start_response(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
         self.route = _wsgi_route(self.environ)  # Flask clears its request from environ on teardown
         try:
-            self.status = int(status.split(None, 1)[0])
-        except (ValueError, IndexError):
+            self.status = int(status[:3])
+        except ValueError:
             self.status = 0
         elapsed = (self.log.timer() - self.start) * 1000
-        out = [(k, v) for k, v in headers if k.lower() != "x-request-id"]
+        out = list(headers)
+        if out and "x-request-id" in "\n".join(map(_first, out)).lower():  # replaced, not repeated
+            out = [(k, v) for k, v in out if k.lower() != "x-request-id"]
         out.append(("X-Request-ID", self.rid))
         out.append(("X-Response-Time", f"{elapsed:.2f}ms"))
         self._write = self._inner_start(status, out, exc_info)
