@@ -351,16 +351,18 @@ class _WSGIExchange:
         return self
 
     def __next__(self) -> bytes:
-        run = self.ctx.run
+        return self.ctx.run(self._next)  # one context switch per chunk, StopIteration passes through
+
+    def _next(self) -> bytes:
         try:
             if self._it is None:
-                self._it = run(iter, self.result)
-            chunk = run(next, self._it)
+                self._it = iter(self.result)
+            chunk = next(self._it)
         except StopIteration:
-            run(self.finish)
+            self.finish()
             raise
         except BaseException as exc:
-            run(self.fail, exc)
+            self.fail(exc)
             raise
         self.nbytes += len(chunk)
         return chunk
