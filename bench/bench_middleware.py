@@ -14,8 +14,9 @@ Per server start, in one interleaved round (variant order rotates each round):
      this file has its own open-loop generator (asyncio, 16 keep-alive connections, latency
      counted from each request's scheduled send time, so a stalled server is not under-reported).
 After every run the access log must hold exactly one complete JSON record per request the
-endpoints handled (wrk may abandon up to 16 in flight when it stops; those are handled and
-logged but not counted by wrk), each fixed-rate request's id exactly once, and 0 dropped_records.
+endpoints handled (wrk abandons up to one request per connection when it stops; those are
+handled and logged but not counted by wrk, possibly in the next run's window), each fixed-rate
+request's id exactly once, and 0 dropped_records.
 
 "added µs/request" = 1e6/rps(variant) - 1e6/rps(plain) on the hello endpoint: with the server on
 one core, that is the time the middleware and its writer thread add per request. On a shared
@@ -321,7 +322,9 @@ def _check(server: Server, wrk_completed: int | None, expect_ids: list[str] | No
             mine = collections.Counter(r["request_id"] for r in recs if str(r["request_id"]).startswith(tag))
             if mine != collections.Counter(expect_ids):
                 problems.append("fixed-rate request ids not logged exactly once")
-    if wrk_completed is not None and not (0 <= handled - server.handled_before - wrk_completed <= CONNECTIONS):
+    # wrk abandons up to one request per connection when it stops; one the server had not started
+    # yet when the previous run was counted lands in this run's count: so up to 2 x CONNECTIONS.
+    if wrk_completed is not None and not (0 <= handled - server.handled_before - wrk_completed <= 2 * CONNECTIONS):
         problems.append(f"wrk completed {wrk_completed}, server handled {handled - server.handled_before}")
     server.handled_before = handled
     if problems:
