@@ -129,7 +129,7 @@ def asgi_app():  # type: ignore[no-untyped-def]
 def wsgi_app():  # type: ignore[no-untyped-def]
     from flask import Flask
 
-    app = Flask("bench")
+    app = Flask(__name__)
 
     @app.get("/hello")
     def hello() -> str:
