@@ -13,6 +13,13 @@ Options (both): trusted_proxies (IPs/CIDRs whose X-Forwarded-For is believed), s
 error_ms, timer (a monotonic clock in seconds; the demo passes a simulated one).
 Access records go to the `logpipe.access` logger (access.log only); unhandled
 exceptions to `logpipe.request`.
+
+Per request this module does little: one pass over the request headers, one context var
+set/reset, one dict of access fields (`access_fields`, the only place they are assembled),
+and, when logpipe's own handler is the only one listening (`setup.direct_put`), one entry
+appended to the writer's queue instead of a stdlib LogRecord; the message is formatted on
+the writer thread. With any other handler or filter on the way, the record goes through
+stdlib logging as before, so users' handlers and caplog see it.
 """
 
 from __future__ import annotations
@@ -20,21 +27,28 @@ from __future__ import annotations
 import contextvars
 import ipaddress
 import logging
+import operator
+import random
 import re
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Iterable, Iterator, MutableMapping
 from typing import Any
 
 from logpipe import fields as F
-from logpipe.emit.context import bind_context, request_context
+from logpipe.emit.context import enter_request, leave_request, snapshot
+from logpipe.emit.processors import level_name
+from logpipe.emit.setup import direct_put
 from logpipe.metrics.routes import normalise_path
 
-__all__ = ["LoggingMiddleware", "WSGILoggingMiddleware", "access_route", "sane_request_id", "resolve_client_ip"]
+__all__ = ["LoggingMiddleware", "WSGILoggingMiddleware", "sane_request_id", "resolve_client_ip", "access_fields", "access_route"]
 
 ACCESS_LOGGER = "logpipe.access"
 ERROR_LOGGER = "logpipe.request"
+ACCESS_MESSAGE = "%s %s %s %.1fms"  # method, path, status, duration_ms
 _SANE_ID = re.compile(r"[A-Za-z0-9._\-]{1,128}")
+# Request ids need uniqueness, not secrecy; `random` is seeded from os.urandom and reseeded in a
+# forked child (gunicorn workers), so two processes never share a sequence.
+_random_bits = random.getrandbits
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -44,7 +58,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 def sane_request_id(value: str | bytes | None) -> str:
-    """The incoming id if it is ≤128 chars of [A-Za-z0-9._-]; otherwise a fresh uuid4 hex."""
+    """The incoming id if it is ≤128 chars of [A-Za-z0-9._-]; otherwise a fresh random 32-hex-digit id."""
     if isinstance(value, bytes):
         try:
             value = value.decode("ascii")
@@ -52,7 +66,7 @@ def sane_request_id(value: str | bytes | None) -> str:
             value = None
     if value and _SANE_ID.fullmatch(value):
         return value
-    return uuid.uuid4().hex
+    return f"{_random_bits(128):032x}"  # as unique as uuid4().hex, without a syscall or a UUID object
 
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -115,19 +129,20 @@ class _AccessLog:
         self.errors.error("unhandled exception in %s %s", method, path,
                           exc_info=(type(exc), exc, exc.__traceback__), extra={F.METHOD: method, F.PATH: path})
 
-    def emit(self, *, method: str, path: str, query: str, route: str | None, status: int, duration_ms: float,
+    def emit(self, method: str, path: str, query: str, route: str | None, status: int, duration_ms: float,
              client_ip: str | None, user_agent: str | None, nbytes: int) -> None:
-        extra: dict[str, Any] = {F.METHOD: method, F.PATH: path, F.ROUTE: access_route(route, path)}
-        extra[F.STATUS] = status
-        extra[F.DURATION_MS] = round(duration_ms, 3)
-        extra[F.CLIENT_IP] = client_ip
-        extra[F.USER_AGENT] = user_agent
-        extra[F.BYTES] = nbytes
-        if query:
-            extra["query"] = query
+        """The request's one access record, at the level its status and duration call for."""
         lv = self.level(status, duration_ms)
-        if self.access.isEnabledFor(lv):
-            self.access.log(lv, "%s %s %s %.1fms", method, path, status, duration_ms, extra=extra)
+        access = self.access
+        if not access.isEnabledFor(lv):
+            return
+        fields = access_fields(method, path, query, route, status, duration_ms, client_ip, user_agent, nbytes)
+        put = direct_put(access, lv)
+        if put is None:  # someone else listens too: a real LogRecord, as any logging call makes
+            access.log(lv, ACCESS_MESSAGE, method, path, status, duration_ms, extra=fields)
+            return
+        put((time.time(), lv, level_name(lv), ACCESS_LOGGER, (ACCESS_MESSAGE, (method, path, status, duration_ms)),
+             snapshot(), fields, None))
 
 
 def access_route(template: str | None, path: str) -> str:
@@ -137,11 +152,28 @@ def access_route(template: str | None, path: str) -> str:
     return template or normalise_path(path)
 
 
-def _header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> str | None:
-    for k, v in headers:
-        if k.lower() == name:
-            return v.decode("latin-1")
-    return None
+def access_fields(method: str, path: str, query: str, route: str | None, status: int, duration_ms: float,
+                  client_ip: str | None, user_agent: str | None, nbytes: int) -> dict[str, Any]:
+    """The access record's event fields, in schema order: the one place they are assembled."""
+    fields = {F.METHOD: method, F.PATH: path, F.ROUTE: access_route(route, path), F.STATUS: status,
+              F.DURATION_MS: round(duration_ms, 3), F.CLIENT_IP: client_ip, F.USER_AGENT: user_agent,
+              F.BYTES: nbytes}
+    if query:
+        fields["query"] = query
+    return fields
+
+
+def _with_request_headers(headers: Iterable[tuple[bytes, bytes]], rid: bytes, elapsed_ms: float) -> list[Any]:
+    """The response headers plus ours; an X-Request-ID the app set is replaced, not repeated."""
+    out = list(headers)
+    if out and b"x-request-id" in b"\n".join(map(_first, out)).lower():  # one C-level scan, no per-header Python
+        out = [(k, v) for k, v in out if k.lower() != b"x-request-id"]
+    out.append((b"x-request-id", rid))
+    out.append((b"x-response-time", b"%.2fms" % elapsed_ms))
+    return out
+
+
+_first = operator.itemgetter(0)
 
 
 class LoggingMiddleware:
@@ -156,10 +188,20 @@ class LoggingMiddleware:
         if scope.get("type") != "http":
             await self.app(scope, receive, send)
             return
-        timer = self.log.timer
+        log = self.log
+        timer = log.timer
         start = timer()
-        headers = scope.get("headers") or []
-        rid = sane_request_id(_header(headers, b"x-request-id"))
+        rid_in = forwarded = agent = None
+        for name, value in scope.get("headers") or ():  # ASGI request header names are lower case
+            if name == b"user-agent":
+                if agent is None:
+                    agent = value
+            elif name == b"x-request-id":
+                if rid_in is None:
+                    rid_in = value
+            elif name == b"x-forwarded-for" and forwarded is None:
+                forwarded = value
+        rid = sane_request_id(rid_in)
         rid_bytes = rid.encode()
         status = 0
         nbytes = 0
@@ -168,43 +210,43 @@ class LoggingMiddleware:
         async def send_wrapper(message: Message) -> None:
             nonlocal status, nbytes, end
             kind = message.get("type")
-            if kind == "http.response.start":
-                status = int(message.get("status", 0))
-                elapsed = (timer() - start) * 1000
-                out = [(k, v) for k, v in message.get("headers", ()) if k.lower() != b"x-request-id"]
-                out.append((b"x-request-id", rid_bytes))
-                out.append((b"x-response-time", f"{elapsed:.2f}ms".encode()))
-                message = {**message, "headers": out}
-            elif kind == "http.response.body":
+            if kind == "http.response.body":
                 nbytes += len(message.get("body", b""))
                 if not message.get("more_body", False):
                     await send(message)
                     end = timer()
                     return
+            elif kind == "http.response.start":
+                status = int(message.get("status", 0))
+                message = {**message, "headers": _with_request_headers(
+                    message.get("headers", ()), rid_bytes, (timer() - start) * 1000)}
             await send(message)
 
         method = str(scope.get("method", ""))
-        path = str(scope.get("path", ""))
+        path = str(scope.get("path", ""))  # before the app runs: routers may rewrite the scope
         # The access record is emitted inside the request's context, so fields the handler
-        # bound (bind_context(user_id=...)) are on it too; leaving the block restores the caller's.
-        with request_context(request_id=rid):
+        # bound (bind_context(user_id=...)) are on it too; leaving restores the caller's.
+        token = enter_request(rid)
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except BaseException as exc:
+            status = 500
+            if isinstance(exc, Exception):
+                log.log_exception(exc, method, path)
+            raise
+        finally:
             try:
-                await self.app(scope, receive, send_wrapper)
-            except BaseException as exc:
-                status = 500
-                if isinstance(exc, Exception):
-                    self.log.log_exception(exc, method, path)
-                raise
-            finally:
                 duration = ((end or timer()) - start) * 1000
                 client = scope.get("client")
                 peer = client[0] if client else None
-                ip = resolve_client_ip(peer, _header(headers, b"x-forwarded-for"), self.log.trusted)
+                ip = peer if not log.trusted else resolve_client_ip(
+                    peer, forwarded.decode("latin-1") if forwarded is not None else None, log.trusted)
                 query = scope.get("query_string", b"")
-                self.log.emit(method=method, path=path,
-                              query=query.decode("latin-1") if isinstance(query, bytes) else str(query),
-                              route=_asgi_route(scope), status=status, duration_ms=duration, client_ip=ip,
-                              user_agent=_header(headers, b"user-agent"), nbytes=nbytes)
+                log.emit(method, path, query.decode("latin-1") if isinstance(query, bytes) else str(query),
+                         _asgi_route(scope), status, duration, ip,
+                         agent.decode("latin-1") if agent is not None else None, nbytes)
+            finally:
+                leave_request(token)
 
 
 def _asgi_route(scope: Scope) -> str | None:
@@ -237,21 +279,28 @@ class WSGILoggingMiddleware:
 
     def _call(self, ctx: contextvars.Context, environ: dict[str, Any],
               start_response: Callable[..., Any]) -> Iterable[bytes]:
-        req = _WSGIRequest(self.log, environ, ctx, start_response)
-        bind_context(request_id=req.rid)
+        req = _WSGIExchange(self.log, environ, ctx, start_response)
+        enter_request(req.rid)  # in this request's own copy of the context: nothing to undo
         try:
-            result = self.app(environ, req.start_response)
+            req.result = self.app(environ, req.start_response)
         except BaseException as exc:
             req.fail(exc)
             raise
-        return _Body(result, req)
+        return req
 
 
-class _WSGIRequest:
+class _WSGIExchange:
+    """One request: wraps start_response, and is the response iterable the server gets back,
+    re-entering the request's context for each chunk (streamed bodies log with its fields)."""
+
+    __slots__ = ("log", "_inner_start", "_write", "environ", "ctx", "start", "rid", "status", "nbytes", "done",
+                 "route", "result", "_it")
+
     def __init__(self, log: _AccessLog, environ: dict[str, Any], ctx: contextvars.Context,
                  start_response: Callable[..., Any]) -> None:
         self.log = log
         self._inner_start = start_response
+        self._write: Callable[[bytes], Any] | None = None
         self.environ = environ
         self.ctx = ctx
         self.start = log.timer()
@@ -260,25 +309,28 @@ class _WSGIRequest:
         self.nbytes = 0
         self.done = False
         self.route: str | None = None
+        self.result: Iterable[bytes] = ()
+        self._it: Iterator[bytes] | None = None
 
     def start_response(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
         self.route = _wsgi_route(self.environ)  # Flask clears its request from environ on teardown
         try:
-            self.status = int(status.split(None, 1)[0])
-        except (ValueError, IndexError):
+            self.status = int(status[:3])
+        except ValueError:
             self.status = 0
         elapsed = (self.log.timer() - self.start) * 1000
-        out = [(k, v) for k, v in headers if k.lower() != "x-request-id"]
+        out = list(headers)
+        if out and "x-request-id" in "\n".join(map(_first, out)).lower():  # replaced, not repeated
+            out = [(k, v) for k, v in out if k.lower() != "x-request-id"]
         out.append(("X-Request-ID", self.rid))
         out.append(("X-Response-Time", f"{elapsed:.2f}ms"))
-        return self._wrap_write(self._inner_start(status, out, exc_info))
+        self._write = self._inner_start(status, out, exc_info)
+        return self.write
 
-    def _wrap_write(self, write: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
-        def counted(data: bytes) -> Any:
-            self.nbytes += len(data)
-            return write(data)
-
-        return counted
+    def write(self, data: bytes) -> Any:
+        """The legacy write() callable, counting bytes."""
+        self.nbytes += len(data)
+        return self._write(data)  # type: ignore[misc]
 
     def fail(self, exc: BaseException) -> None:
         self.status = 500
@@ -292,11 +344,41 @@ class _WSGIRequest:
         self.done = True
         env = self.environ
         duration = (self.log.timer() - self.start) * 1000
-        ip = resolve_client_ip(env.get("REMOTE_ADDR"), env.get("HTTP_X_FORWARDED_FOR"), self.log.trusted)
-        self.log.emit(method=env.get("REQUEST_METHOD", ""), path=env.get("PATH_INFO", ""),
-                      query=env.get("QUERY_STRING", ""), route=self.route or _wsgi_route(env), status=self.status,
-                      duration_ms=duration, client_ip=ip, user_agent=env.get("HTTP_USER_AGENT"),
-                      nbytes=self.nbytes)
+        trusted = self.log.trusted
+        ip = resolve_client_ip(env.get("REMOTE_ADDR"), env.get("HTTP_X_FORWARDED_FOR"), trusted) if trusted \
+            else env.get("REMOTE_ADDR")
+        self.log.emit(env.get("REQUEST_METHOD", ""), env.get("PATH_INFO", ""), env.get("QUERY_STRING", ""),
+                      self.route or _wsgi_route(env), self.status, duration, ip, env.get("HTTP_USER_AGENT"),
+                      self.nbytes)
+
+    def __iter__(self) -> _WSGIExchange:
+        return self
+
+    def __next__(self) -> bytes:
+        return self.ctx.run(self._next)  # one context switch per chunk, StopIteration passes through
+
+    def _next(self) -> bytes:
+        try:
+            if self._it is None:
+                self._it = iter(self.result)
+            chunk = next(self._it)
+        except StopIteration:
+            self.finish()
+            raise
+        except BaseException as exc:
+            self.fail(exc)
+            raise
+        self.nbytes += len(chunk)
+        return chunk
+
+    def close(self) -> None:
+        try:
+            close = getattr(self.result, "close", None)
+            if close is not None:
+                self.ctx.run(close)
+        finally:
+            if not self.done:
+                self.ctx.run(self.finish)
 
 
 def _wsgi_route(environ: dict[str, Any]) -> str | None:
@@ -304,39 +386,3 @@ def _wsgi_route(environ: dict[str, Any]) -> str | None:
     rule = getattr(req, "url_rule", None)
     template = getattr(rule, "rule", None)
     return template if isinstance(template, str) else None
-
-
-class _Body:
-    """The response iterable, re-entering the request's context for each chunk."""
-
-    def __init__(self, result: Iterable[bytes], req: _WSGIRequest) -> None:
-        self._result = result
-        self._req = req
-        self._it: Iterator[bytes] | None = None
-
-    def __iter__(self) -> _Body:
-        return self
-
-    def __next__(self) -> bytes:
-        req = self._req
-        try:
-            if self._it is None:
-                self._it = req.ctx.run(iter, self._result)
-            chunk = req.ctx.run(next, self._it)
-        except StopIteration:
-            req.ctx.run(req.finish)
-            raise
-        except BaseException as exc:
-            req.ctx.run(req.fail, exc)
-            raise
-        req.nbytes += len(chunk)
-        return chunk
-
-    def close(self) -> None:
-        req = self._req
-        try:
-            close = getattr(self._result, "close", None)
-            if close is not None:
-                req.ctx.run(close)
-        finally:
-            req.ctx.run(req.finish)

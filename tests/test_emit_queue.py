@@ -4,7 +4,6 @@ record is either written or counted in a warning record that is written later.""
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from pathlib import Path
@@ -13,11 +12,11 @@ from emit_support import read_json_lines
 
 from logpipe import get_logger, setup_logging, shutdown_logging
 from logpipe.emit import setup as emit_setup
-from logpipe.emit.handlers import QueueGate
+from logpipe.emit.handlers import Handoff, QueueGate
 
 
 def test_gate_waits_then_sheds_then_recovers() -> None:
-    q: queue.SimpleQueue[int] = queue.SimpleQueue()
+    q = Handoff()
     gate = QueueGate(q, limit=10, max_wait_s=0.05)
     for i in range(10):
         gate.put(i)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from typing import Any
 
 from logpipe import fields as F
@@ -62,6 +62,25 @@ def request_context(**values: Any) -> Iterator[Mapping[str, Any]]:
             _CONTEXT.reset(token)
         except ValueError:  # exited in another context (e.g. a generator finalised elsewhere)
             _CONTEXT.set(_EMPTY)
+
+
+def enter_request(request_id: str) -> Token[Mapping[str, Any]]:
+    """`request_context(request_id=...)` for a middleware's per-request path: no generator, and
+    no re-sorting when nothing else is bound. Undo with `leave_request(token)`."""
+    current = _CONTEXT.get()
+    if not current:
+        return _CONTEXT.set({F.REQUEST_ID: request_id})
+    merged = dict(current)
+    merged[F.REQUEST_ID] = request_id
+    return _CONTEXT.set(_normalised(merged))
+
+
+def leave_request(token: Token[Mapping[str, Any]]) -> None:
+    """Restore the context `enter_request` replaced."""
+    try:
+        _CONTEXT.reset(token)
+    except ValueError:  # left in another context (e.g. a response finalised elsewhere)
+        _CONTEXT.set(_EMPTY)
 
 
 def get_context() -> Mapping[str, Any]:

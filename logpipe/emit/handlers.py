@@ -1,10 +1,10 @@
-"""The writer side: the root QueueHandler, and a queue listener that renders batches.
+"""The writer side: the root QueueHandler, the hand-off queue, and a listener that renders batches.
 
-The caller's thread only captures an entry and queues it (EntryQueueHandler); one
-background thread drains the queue in batches (BatchListener), so a slow disk never
-blocks a request, and the Writer scrubs, renders and routes each batch: access records
-to access.log, others to app.log (and error.log from ERROR up), plus the console. Each
-file gets one write per batch instead of per record.
+The caller's thread only captures an entry and appends it to the Handoff (EntryQueueHandler,
+or the middleware's direct path); one background thread takes the queued entries in batches
+(BatchListener), so a slow disk never blocks a request, and the Writer scrubs, renders and
+routes each batch: access records to access.log, others to app.log (and error.log from ERROR
+up), plus the console. Each file gets one write + flush per batch instead of per record.
 
 Records a file could not take (full disk) are counted per file, said on stderr when the
 failures start and when they stop, and reported by a warning record with
@@ -19,19 +19,21 @@ import queue
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
 from logpipe import fields as F
 from logpipe.emit import render
 from logpipe.emit.files import LogFile, WriteFailed, warn_once
-from logpipe.emit.processors import Entry, entry_from_record
+from logpipe.emit.processors import Entry, entry_from_record, message_text
 from logpipe.emit.scrubbing import EmitScrubber
 from logpipe.scrub import Scrubber
 
 BATCH_MAX = 2048
+PRECHECK = 64  # entries scrub-checked together; a group with anything suspicious is checked per record
 DAY = 86400.0
 
 
@@ -99,9 +101,12 @@ class Writer:
         self._lost: dict[str, tuple[int, str]] = {}  # file name -> (records, last error) not yet reported
         self._failing: set[str] = set()  # files whose last write failed
 
-    def record(self, entry: Entry) -> dict[str, Any]:
-        """Entry -> scrubbed record dict in schema order (logpipe field names)."""
+    def record(self, entry: Entry, known_clean: bool = False) -> dict[str, Any]:
+        """Entry -> scrubbed record dict in schema order (logpipe field names).
+        `known_clean`: `EmitScrubber.all_clean` already passed the entry's parts."""
         created, _levelno, level, logger, message, ctx, extra, exc = entry
+        if message.__class__ is not str:  # (format, args), left for this thread by the caller
+            message = message_text(message)
         rec = render.build_record(self.stamp(created), level, logger, message, self.static, ctx, extra)
         exc_fields = None
         if exc is not None and F.EXCEPTION not in rec:
@@ -111,7 +116,7 @@ class Writer:
         guard = self.guard
         if guard is not None:
             sc = guard.scrubber
-            if guard.dirty(logger, message, ctx, extra, exc_fields):
+            if (exc_fields is not None or not known_clean) and guard.dirty(logger, message, ctx, extra, exc_fields):
                 # Render first so custom objects are scrubbed as the text that will be written.
                 rec = sc.scrub_value(orjson.loads(render.dumps(rec)))
             if sc.mask_client_ip:
@@ -137,14 +142,18 @@ class Writer:
         pretty = console is not None and console.pretty
         con_bytes = bytearray()
         file_level, console_level = self.file_level, self.console_level
-        for entry in entries:
+        entries = [e if e[4].__class__ is str else (*e[:4], message_text(e[4]), *e[5:]) for e in entries]
+        clean_upto = -1
+        for i, entry in enumerate(entries):
             levelno = entry[1]
             to_console = console is not None and levelno >= console_level
             to_file = levelno >= file_level
             if not (to_console or to_file):
                 continue
+            if i > clean_upto and self.guard is not None:
+                clean_upto = self._precheck(entries, i)
             try:
-                rec = self.record(entry)
+                rec = self.record(entry, i <= clean_upto)
                 data = self.line(rec)
             except Exception as exc:  # a bad record must never stop the writer
                 self.failures += 1
@@ -232,6 +241,15 @@ class Writer:
         record.dropped_from = names
         return names, self.line(self.record(entry_from_record(record)))
 
+    def _precheck(self, entries: list[Entry], start: int) -> int:
+        """Scrub-check entries[start:start+PRECHECK] at once; the last index known clean (start-1: none)."""
+        group = entries[start:start + PRECHECK]
+        try:
+            ok = self.guard.all_clean([(e[3], e[4], e[5], e[6]) for e in group])  # type: ignore[union-attr]
+        except Exception:  # odd keys or values: each record is checked (and rendered safely) on its own
+            ok = False
+        return start + len(group) - 1 if ok else start - 1
+
     def close(self) -> None:
         if self._lost and self.app is not None:
             self.process([])  # last chance for the dropped_records record
@@ -251,6 +269,71 @@ def _stderr(message: str) -> None:
         pass
 
 
+class EntryQueue(Protocol):
+    """What QueueGate needs from the queue it bounds."""
+
+    def put_nowait(self, item: Any) -> None: ...
+
+    def qsize(self) -> int: ...
+
+    def wake(self) -> None: ...
+
+
+class Handoff:
+    """The queue between the app's threads and the writer: one deque append per entry.
+
+    Why: `SimpleQueue.put` wakes a writer blocked in `get()` for every entry, so at everyday
+    request rates each request pays a thread switch and the writer takes the GIL from the
+    request thread once per record. Here only the first entry after an idle spell wakes the
+    writer; it then lets entries gather for up to `interval_s` (less once `wake_at` are
+    waiting, or when a flush or stop asks via `wake`) and takes them all at once.
+    Thread-safe without a lock: deque appends and pops are atomic.
+    """
+
+    def __init__(self, interval_s: float = 0.02, wake_at: int = 512) -> None:
+        self.interval_s = interval_s
+        self.wake_at = max(1, wake_at)
+        self._items: deque[Any] = deque()
+        self._event = threading.Event()
+        self._sleeping = False  # the writer found nothing and waits for the next entry
+        self._urgent = False
+        self.qsize: Callable[[], int] = self._items.__len__  # a C call: QueueGate asks on every put
+
+    def put_nowait(self, item: Any) -> None:
+        items = self._items
+        items.append(item)
+        if self._sleeping or len(items) == self.wake_at:
+            self._event.set()
+
+    def wake(self) -> None:
+        """Make the writer take what is queued now (flush markers, the stop sentinel)."""
+        self._urgent = True
+        self._event.set()
+
+    def get_nowait(self) -> Any:
+        try:
+            return self._items.popleft()
+        except IndexError:
+            raise queue.Empty from None
+
+    def take(self, max_items: int) -> list[Any]:
+        """Writer thread: wait for entries, let a batch gather, return up to `max_items` of them."""
+        items, event = self._items, self._event
+        if not items:
+            event.clear()
+            self._sleeping = True  # set before the re-check: an append after it sets the event
+            if not items:
+                event.wait()
+            self._sleeping = False
+        if not self._urgent and len(items) < self.wake_at:
+            event.clear()
+            if not self._urgent and len(items) < self.wake_at:
+                event.wait(self.interval_s)
+        self._urgent = False
+        pop = items.popleft
+        return [pop() for _ in range(min(max_items, len(items)))]
+
+
 class QueueGate:
     """Bounds the queue between the app's threads and the writer.
 
@@ -262,7 +345,7 @@ class QueueGate:
     warning record saying how many were dropped, so nothing goes missing unnoticed.
     """
 
-    def __init__(self, q: queue.SimpleQueue[Any], limit: int = 100_000, max_wait_s: float = 1.0) -> None:
+    def __init__(self, q: EntryQueue, limit: int = 100_000, max_wait_s: float = 1.0) -> None:
         self.queue = q
         self.limit = max(1, limit)
         self.max_wait_s = max(0.0, max_wait_s)
@@ -281,6 +364,7 @@ class QueueGate:
 
     def _put_slow(self, entry: Any) -> None:
         if not self._shedding:
+            self.queue.wake()  # the writer may be letting a batch gather: it is needed now
             deadline = time.monotonic() + self.max_wait_s
             while self._size() >= self.limit and time.monotonic() < deadline:
                 time.sleep(0.001)
@@ -314,25 +398,24 @@ def dropped_notice(n: int, gate: QueueGate) -> Entry:
 
 
 class BatchListener(logging.handlers.QueueListener):
-    """QueueListener that drains the queue in batches and hands them to a Writer."""
+    """QueueListener that takes the Handoff's entries in batches and hands them to a Writer."""
 
-    def __init__(self, q: queue.SimpleQueue[Any], writer: Writer, gate: QueueGate | None = None) -> None:
+    def __init__(self, q: Handoff, writer: Writer, gate: QueueGate | None = None) -> None:
         super().__init__(q)  # type: ignore[arg-type]
+        self.handoff = q
         self.writer = writer
         self.gate = gate
 
+    def enqueue_sentinel(self) -> None:
+        self.handoff.put_nowait(self._sentinel)
+        self.handoff.wake()
+
     def _monitor(self) -> None:
-        q = self.queue
-        get, get_nowait = q.get, q.get_nowait
+        take = self.handoff.take
         sentinel = self._sentinel
         while True:
-            batch = [get()]
-            while len(batch) < BATCH_MAX:
-                try:
-                    batch.append(get_nowait())
-                except queue.Empty:
-                    break
-            if not self._run(batch, sentinel):
+            batch = take(BATCH_MAX)
+            if batch and not self._run(batch, sentinel):
                 return
 
     def _run(self, batch: list[Any], sentinel: Any) -> bool:
@@ -386,7 +469,8 @@ class BatchListener(logging.handlers.QueueListener):
     def flush(self, timeout: float = 5.0) -> bool:
         """Block until everything queued so far is written (True) or `timeout` passes."""
         marker = _Flush()
-        self.queue.put_nowait(marker)
+        self.handoff.put_nowait(marker)
+        self.handoff.wake()
         return marker.done.wait(timeout)
 
 
@@ -395,7 +479,7 @@ class EntryQueueHandler(logging.handlers.QueueHandler):
 
     logpipe = True  # marker so setup_logging can find and replace its own handler
 
-    def __init__(self, q: queue.SimpleQueue[Any], gate: QueueGate | None = None) -> None:
+    def __init__(self, q: Handoff, gate: QueueGate | None = None) -> None:
         super().__init__(q)  # type: ignore[arg-type]
         self._put: Callable[[Any], None] = gate.put if gate is not None else q.put_nowait
 

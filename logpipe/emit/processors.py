@@ -6,6 +6,7 @@ snapshot); exception formatting, scrubbing and JSON rendering happen on the writ
 thread so a request never waits for them.
 
 Entry = (created, levelno, level, logger, message, context, extra, exc_info)
+where message is a str, or a (format, args) pair the writer formats (`message_text`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from typing import Any
 from logpipe.emit import context as _context
 from logpipe.emit.render import safe_repr, safe_str
 
-Entry = tuple[float, int, str, str, str, Mapping[str, Any], dict[str, Any] | None, Any]
+Message = str | tuple[str, tuple[Any, ...]]
+Entry = tuple[float, int, str, str, Message, Mapping[str, Any], dict[str, Any] | None, Any]
 
 # Attributes every LogRecord has; anything else on a record came from `extra=`.
 _STD_ORDER = tuple(vars(logging.LogRecord("x", 0, "x", 0, "x", None, None)))
@@ -52,6 +54,18 @@ def use_clock(clock: Callable[[], float] | None) -> None:
 
 def level_name(levelno: int) -> str:
     return _LEVEL_NAMES.get(levelno) or logging.getLevelName(levelno).lower()
+
+
+def message_text(message: Message) -> str:
+    """The text of an entry's message; a (format, args) pair is formatted here, never raising."""
+    if isinstance(message, str):
+        return message
+    fmt, args = message
+    try:
+        return fmt % args
+    except Exception as exc:
+        shown = ", ".join(safe_repr(a) for a in args)
+        return f"{safe_str(fmt)} [unformattable args ({type(exc).__name__}): {shown}]"
 
 
 def record_message(record: logging.LogRecord) -> str:

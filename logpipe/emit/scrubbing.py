@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from logpipe.scrub import Scrubber
@@ -42,8 +42,26 @@ class EmitScrubber:
     def dirty(self, logger: str, message: str, ctx: Mapping[str, Any] | None,
               extra: Mapping[str, Any] | None, exception: Mapping[str, Any] | None) -> bool:
         """False guarantees `scrub_value` would not change a record built from these parts."""
-        clean = self._clean
         misses: list[str] = []
+        if self._collect(logger, message, ctx, extra, exception, misses, True):
+            return True
+        return self._misses_dirty(misses)
+
+    def all_clean(self, parts: Iterable[tuple[str, str, Mapping[str, Any] | None, Mapping[str, Any] | None]]) -> bool:
+        """True guarantees no record built from these (logger, message, context, extra) parts needs
+        the full scrub: one trigger check over every string not yet known clean, for a whole batch
+        (the per-record check's fixed cost, paid once). False means: check each record with `dirty`."""
+        misses: list[str] = []
+        for logger, message, ctx, extra in parts:
+            if self._collect(logger, message, ctx, extra, None, misses, False):
+                return False
+        return not self._misses_dirty(misses)
+
+    def _collect(self, logger: str, message: str, ctx: Mapping[str, Any] | None, extra: Mapping[str, Any] | None,
+                 exception: Mapping[str, Any] | None, misses: list[str], ctx_now: bool) -> bool:
+        """True if certainly dirty; otherwise strings still to check are added to `misses`.
+        `ctx_now`: check the context at once and cache its verdict (the same mapping recurs)."""
+        clean = self._clean
         if message not in clean:
             misses.append(message)
         if logger not in clean:
@@ -51,14 +69,20 @@ class EmitScrubber:
         if ctx:
             seen, verdict = self._ctx_verdict
             if seen is not ctx:
-                verdict = self._mapping_dirty(ctx)
-                self._ctx_verdict = (ctx, verdict)
+                if not ctx_now:
+                    if self._mapping_dirty(ctx, misses):
+                        return True
+                    verdict = False
+                else:
+                    verdict = self._mapping_dirty(ctx)
+                    self._ctx_verdict = (ctx, verdict)
             if verdict:
                 return True
         if extra and self._mapping_dirty(extra, misses):
             return True
-        if exception is not None and self._mapping_dirty(exception, misses):
-            return True
+        return exception is not None and self._mapping_dirty(exception, misses)
+
+    def _misses_dirty(self, misses: list[str]) -> bool:
         if not misses:
             return False
         if self._needs(misses[0] if len(misses) == 1 else "\x00".join(misses)):

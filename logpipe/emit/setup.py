@@ -9,7 +9,6 @@ from __future__ import annotations
 import atexit
 import logging
 import os
-import queue
 import sys
 import threading
 import time
@@ -33,7 +32,7 @@ class LoggingSetupError(RuntimeError):
 
 
 class _State:
-    def __init__(self, cfg: EmitConfig, q: queue.SimpleQueue[Any], handler: H.EntryQueueHandler,
+    def __init__(self, cfg: EmitConfig, q: H.Handoff, handler: H.EntryQueueHandler,
                  listener: H.BatchListener, kwargs: dict[str, Any], gate: H.QueueGate) -> None:
         self.cfg = cfg
         self.kwargs = kwargs
@@ -149,7 +148,7 @@ def setup_logging(
                           access=logfiles[2], console=_console(cfg), file_level=file_level,
                           console_level=console_level,
                           browser=None if log_path is None else _browser_file(cfg, log_path))
-        q: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        q = H.Handoff()
         gate = H.QueueGate(q, cfg.queue_max_entries, cfg.queue_max_wait_s)
         handler = H.EntryQueueHandler(q, gate)
         listener = H.BatchListener(q, writer, gate)
@@ -204,6 +203,33 @@ class _AlreadyLogged(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
         return not getattr(exc, "_logpipe_logged", False)
+
+
+def direct_put(logger: logging.Logger, levelno: int) -> Callable[[P.Entry], None] | None:
+    """The queue's put, when a record from `logger` at `levelno` would reach logpipe's handler and
+    nothing else: no other handler on the way to the root (a user's handler, pytest's caplog),
+    no filter, no custom LogRecord factory. Then a caller may queue an entry without building
+    a LogRecord; otherwise (None) it logs through stdlib logging so everything sees the record.
+    The caller has checked `logger.isEnabledFor(levelno)`.
+    """
+    st = _state
+    if st is None or logger.filters or logger.disabled or logging.getLogRecordFactory() is not logging.LogRecord:
+        return None
+    ours = st.handler
+    if ours.filters or levelno < ours.level:
+        return None
+    found = False
+    node: logging.Logger | None = logger
+    while node is not None:
+        handlers = node.handlers
+        if handlers:
+            if found or len(handlers) != 1 or handlers[0] is not ours:
+                return None
+            found = True
+        if not node.propagate:
+            break
+        node = node.parent
+    return st.gate.put if found else None
 
 
 def _put(entry: P.Entry) -> None:
