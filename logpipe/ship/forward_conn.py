@@ -154,16 +154,19 @@ class ForwardConnection:
             raise ProtocolError(f"{self.server}: no HELO within {self._timeout:.0f}s "
                                 "(is <security> configured on the server?)") from None
         helo = parse_helo(first)
-        if helo.auth_salt and not self._username:
-            raise ServerRejected(f"{self.server}: server requires username/password authentication "
-                                 "but none is configured")
+        # Fluentd puts an auth salt in every HELO once <security> is on, even with user_auth
+        # off; like its out_forward we then answer with the (maybe empty) credentials and let
+        # the server decide.
         self.keepalive = helo.keepalive
         ping, salt = build_ping(helo, self._hostname, self._shared_key, self._username, self._password)
         self.sendall(msgpack.packb(ping, use_bin_type=True))
         try:
             check_pong(self._next_message(deadline), helo, salt, self._shared_key)
         except HandshakeRejected as exc:
-            raise ServerRejected(f"{self.server}: {exc}") from None
+            hint = ""
+            if helo.auth_salt and not self._username and "username/password" in str(exc):
+                hint = " (the server requires user authentication: set username and password)"
+            raise ServerRejected(f"{self.server}: {exc}{hint}") from None
         except TimeoutError:
             raise ProtocolError(f"{self.server}: no PONG within {self._timeout:.0f}s") from None
 
