@@ -214,7 +214,7 @@ def es_429_url() -> str:
 
 
 def _write_rejections(url: str) -> int:
-    stats = es(url, "GET", "/_nodes/stats/thread_pool/write")
+    stats = es(url, "GET", "/_nodes/stats/thread_pool?filter_path=nodes.*.thread_pool.write")
     return sum(node["thread_pool"]["write"]["rejected"] for node in stats["nodes"].values())
 
 
