@@ -198,9 +198,16 @@ def es(url: str, method: str, path: str, body: Any = None, timeout: float = 30.0
 
 
 def es_count(url: str, pattern: str, query: dict[str, Any] | None = None) -> int:
-    es(url, "POST", f"/{pattern}/_refresh?ignore_unavailable=true&allow_no_indices=true")
-    out = es(url, "POST", f"/{pattern}/_count?ignore_unavailable=true&allow_no_indices=true",
-             {"query": query} if query else None)
+    """Documents matching after a refresh; -1 while the index is not searchable yet (503:
+    a new index whose shard is still starting, or a busy shared node)."""
+    try:
+        es(url, "POST", f"/{pattern}/_refresh?ignore_unavailable=true&allow_no_indices=true")
+        out = es(url, "POST", f"/{pattern}/_count?ignore_unavailable=true&allow_no_indices=true",
+                 {"query": query} if query else None)
+    except urllib.error.HTTPError as exc:
+        if exc.code in (429, 503):
+            return -1
+        raise
     return int(out["count"]) if out else 0
 
 
