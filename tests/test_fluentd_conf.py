@@ -142,34 +142,6 @@ def test_tls_version_bounds_come_in_pairs(conf):
         assert ("min_version" in transport.params) == ("max_version" in transport.params)
 
 
-def _index_field(conf: Directive) -> str:
-    (es,) = _typed(conf, "match", "elasticsearch")
-    return es.params["target_index_key"]
-
-
-def _id_field(conf: Directive) -> str:
-    """The record field the output reads the document id from ($['a.b'] or a plain key)."""
-    (es,) = _typed(conf, "match", "elasticsearch")
-    key = es.params["id_key"]
-    m = re.fullmatch(r"\$\['([^']+)'\]", key)
-    return m.group(1) if m else key
-
-
-def test_record_transformer_adds_hostname_environment_id_and_index(conf):
-    (rt,) = _typed(conf, "filter", "record_transformer")
-    (record,) = rt.find("record")
-    assert {"hostname", "environment"} <= record.params.keys()
-    assert rt.params.get("enable_ruby") == "true"
-    # the sidecar's `_id` moves to the field the output uses as id_key, and `_id` leaves the
-    # document (Elasticsearch refuses it in a body)
-    assert 'record["_id"]' in record.params[_id_field(conf)]
-    assert rt.params.get("remove_keys") == "_id"
-    # the index is computed per record, the direct road's way
-    index_expr = record.params[_index_field(conf)]
-    for part in ('record["service"]', 'record["@timestamp"]', '"metric"', '"alert"', "%Y.%m.%d", ".utc"):
-        assert part in index_expr, part
-
-
 def test_throttle_on_error_logs_by_workspace_with_safe_reset_rate(conf):
     (th,) = _typed(conf, "filter", "throttle")
     assert th.arg.endswith(".error") and th.arg.startswith("logpipe.")
@@ -196,35 +168,95 @@ def test_tag_matcher():
     assert not _tag_matches("logpipe.*.error", "logpipe.retry")
 
 
-def test_elasticsearch_output_keeps_ids_for_rejected_items(conf):
+def _outputs(conf: Directive) -> list[Directive]:
+    return _typed(conf, "match", "elasticsearch")
+
+
+def _id_field(es: Directive) -> str:
+    """The record field an output reads the document id from ($['a.b'] or a plain key)."""
+    key = es.params["id_key"]
+    m = re.fullmatch(r"\$\['([^']+)'\]", key)
+    return m.group(1) if m else key
+
+
+def _filters_for(conf: Directive, tag: str, typ: str) -> list[Directive]:
+    return [f for f in _typed(conf, "filter", typ) if _tag_matches(f.arg, tag)]
+
+
+def test_every_kind_has_one_output_and_one_id_move(conf):
+    for kind in ("access", "error", "app", "metric", "alert"):
+        tag = f"logpipe.api.{kind}"
+        outputs = [es for es in _outputs(conf) if _tag_matches(es.arg, tag)]
+        assert len(outputs) == 1, tag
+        (rt,) = _filters_for(conf, tag, "record_transformer")
+        (record,) = rt.find("record")
+        # the sidecar's `_id` moves to the field the output uses as id_key, and `_id` leaves
+        # the document (Elasticsearch refuses it in a body)
+        assert 'record["_id"]' in record.params[_id_field(outputs[0])]
+        assert rt.params.get("remove_keys") == "_id"
+        assert "hostname" in record.params
+
+
+def test_log_records_take_no_per_record_ruby(conf):
+    """enable_ruby evaluates Ruby source per record and field: the volume path must not."""
+    for kind in ("access", "error", "app"):
+        (rt,) = _filters_for(conf, f"logpipe.api.{kind}", "record_transformer")
+        assert rt.params.get("enable_ruby", "false") == "false"
+
+
+def test_indices_are_the_direct_roads(conf):
+    (logs,) = [es for es in _outputs(conf) if _tag_matches(es.arg, "logpipe.api.access")]
+    p = logs.params
+    assert p["logstash_format"] == "true" and p["logstash_prefix"] == "logpipe-${service}"
+    assert p["logstash_dateformat"] == "%Y.%m.%d" and p.get("utc_index", "true") == "true"
+    (buf,) = logs.find("buffer")
+    assert "service" in [k.strip() for k in buf.arg.split(",")]
+    # the sidecar's @timestamp shape, parsed with strptime
+    assert p["time_key_format"] == "%Y-%m-%dT%H:%M:%S.%N%z"
+    (derived,) = [es for es in _outputs(conf) if _tag_matches(es.arg, "logpipe.api.metric")]
+    (rt,) = _filters_for(conf, "logpipe.api.metric", "record_transformer")
+    (record,) = rt.find("record")
+    index_expr = record.params[derived.params["target_index_key"]]
+    for part in ('record["@timestamp"]', "%Y.%m.%d", ".utc", '"s-"', "tag.split"):
+        assert part in index_expr, part
+
+
+def test_elasticsearch_outputs_keep_ids_for_rejected_items(conf):
     """The plugin rebuilds a bulk from the records as they were after remove_keys when items are
     refused; without the id there `create` skips them: no dead letter for 400s, 429s dropped."""
-    (es,) = _typed(conf, "match", "elasticsearch")
-    p = es.params
-    assert p["write_operation"] == "create"
-    removed = [k.strip() for k in p.get("remove_keys", "").split(",") if k.strip()]
-    assert _id_field(conf) not in removed and _id_field(conf) != "_id"
-    unrecoverable = json.loads(p["unrecoverable_error_types"])
-    assert "es_rejected_execution_exception" not in unrecoverable
-    # 429-refused items come back with retry_tag: the output must take them again, the error
-    # throttle must not (a retry costs no workspace credit)
     (th,) = _typed(conf, "filter", "throttle")
-    assert _tag_matches(es.arg, p["retry_tag"]) and not _tag_matches(th.arg, p["retry_tag"])
-    (rt,) = _typed(conf, "filter", "record_transformer")
-    assert _tag_matches(rt.arg, p["retry_tag"]), "retries need their index field computed again"
-    (buf,) = es.find("buffer")
-    assert buf.params["@type"] == "file" and "/fluentd/buffer" in buf.params["path"]
-    assert buf.params.get("retry_type") == "exponential_backoff"
-    assert "retry_forever" in buf.params or "retry_timeout" in buf.params
-    assert "ENV['ES_HOST']" in p["host"]
-    assert p.get("verify_es_version_at_startup") == "false" and p.get("default_elasticsearch_version") == "8"
+    for es in _outputs(conf):
+        p = es.params
+        assert p["write_operation"] == "create"
+        removed = [k.strip() for k in p.get("remove_keys", "").split(",") if k.strip()]
+        assert _id_field(es) not in removed and _id_field(es) != "_id"
+        unrecoverable = json.loads(p["unrecoverable_error_types"])
+        assert "es_rejected_execution_exception" not in unrecoverable
+        if "retry_tag" in p:
+            # 429-refused items come back with retry_tag: this output takes them again, and no
+            # filter sees them (the id was moved already; a retry costs no throttle credit)
+            assert _tag_matches(es.arg, p["retry_tag"])
+            assert not [f for f in conf.walk() if f.name == "filter" and _tag_matches(f.arg, p["retry_tag"])]
+        else:
+            # retried with their own tag: back through their filter, which must keep the id
+            tag = "logpipe.api." + es.arg.split()[0].rsplit(".", 1)[-1]
+            for f in _filters_for(conf, tag, "record_transformer"):
+                (record,) = f.find("record")
+                assert 'record["event.id"]' in record.params[_id_field(es)]
+            assert not _tag_matches(th.arg, tag)
+        (buf,) = es.find("buffer")
+        assert buf.params["@type"] == "file" and "/fluentd/buffer" in buf.params["path"]
+        assert buf.params.get("retry_type") == "exponential_backoff"
+        assert "retry_forever" in buf.params or "retry_timeout" in buf.params
+        assert "ENV['ES_HOST']" in p["host"]
+        assert p.get("verify_es_version_at_startup") == "false" and p.get("default_elasticsearch_version") == "8"
 
 
 def test_tuned_so_the_aggregator_is_not_the_bottleneck(conf):
     (system,) = conf.find("system")
     assert "2" in system.params.get("workers", "1")
-    (es,) = _typed(conf, "match", "elasticsearch")
-    (buf,) = es.find("buffer")
+    (logs,) = [es for es in _outputs(conf) if _tag_matches(es.arg, "logpipe.api.access")]
+    (buf,) = logs.find("buffer")
     assert int(buf.params["flush_thread_count"]) >= 4
     assert buf.params["flush_interval"] in ("1s", "1")
 
