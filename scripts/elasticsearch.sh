@@ -9,7 +9,8 @@
 #
 # Environment: LOGPIPE_CACHE (default ~/.cache/logpipe; as root /var/cache/logpipe),
 # LOGPIPE_ES_PORT (default 9200), LOGPIPE_ES_VERSION (default 8.19.21), ES_JAVA_HOME (default:
-# newest JDK >= 17 found), LOGPIPE_ES_HEAP (default 512m).
+# newest JDK >= 17 found), LOGPIPE_ES_HEAP (default 512m), LOGPIPE_ES_SETTINGS (extra node settings,
+# space-separated key=value, e.g. "thread_pool.write.queue_size=1" for a node that answers 429).
 #
 # As root: Elasticsearch refuses to run as root, so the node runs as the unprivileged user
 # logpipe-es (created when missing), and the cache defaults to /var/cache/logpipe, a directory
@@ -34,6 +35,8 @@ if [[ -z "${LOGPIPE_CACHE:-}" && ! -f "$PID_FILE" && -f "$LEGACY_PID_FILE" ]]; t
 URL="http://127.0.0.1:$PORT"
 RUN_USER="logpipe-es"
 WAIT_S="${LOGPIPE_ES_WAIT_S:-120}"
+EXTRA_SETTINGS=()
+for setting in ${LOGPIPE_ES_SETTINGS:-}; do EXTRA_SETTINGS+=("-E$setting"); done
 
 die() { echo "elasticsearch.sh: $*" >&2; exit 1; }
 log() { echo "elasticsearch.sh: $*" >&2; }
@@ -149,7 +152,7 @@ start() {
       -Etransport.port="$((PORT + 100))" \
       -Epath.data="$DATA_DIR" -Epath.logs="$LOG_DIR" -Ecluster.name="logpipe-test-$PORT" \
       -Expack.security.enabled=false -Ecluster.routing.allocation.disk.threshold_enabled=false \
-      -Eaction.destructive_requires_name=false >"$LOG_DIR/start.out" 2>&1 \
+      -Eaction.destructive_requires_name=false ${EXTRA_SETTINGS[@]+"${EXTRA_SETTINGS[@]}"} >"$LOG_DIR/start.out" 2>&1 \
       || { tail -n 30 "$LOG_DIR/start.out" >&2; die "Elasticsearch failed to start (log: $LOG_DIR)"; }
     local i
     for i in $(seq 1 50); do [[ -s "$LOG_DIR/es.pid" ]] && break; sleep 0.2; done

@@ -5,7 +5,9 @@ It decodes all four event modes (Message, Forward, PackedForward,
 CompressedPackedForward), EventTime (ext type 0) and integer/float times, answers
 `{"ack": chunk}` for the `chunk` option, runs the HELO/PING/PONG handshake with a shared
 key and optional username/password, serves TLS, and has fault switches (`Faults`) to
-misbehave on purpose. Written from the spec, independently of logpipe's client code.
+misbehave on purpose. Written from the spec, independently of logpipe's client code, and held
+to what a real Fluentd 1.17 sends (tests/data/fluentd_captures/, tests/test_fluentd_captures.py):
+where the two differ, the captures win.
 
 Run alone (used by bench/bench_forward.py in a separate process so decoding does not
 share the client's GIL):  python tests/fluentd_receiver.py --port 0 --count-only
@@ -92,7 +94,8 @@ class FluentdReceiver:
 
     def __init__(self, *, port: int = 0, shared_key: str = "", users: dict[str, str] | None = None,
                  tls: ssl.SSLContext | None = None, hostname: str = "test-receiver",
-                 keepalive: bool = True, store: bool = True) -> None:
+                 keepalive: bool = True, store: bool = True, nonce: bytes | None = None,
+                 auth_salt: bytes | None = None) -> None:
         self.port = port
         self.shared_key = shared_key
         self.users = users or {}
@@ -100,6 +103,9 @@ class FluentdReceiver:
         self.hostname = hostname
         self.keepalive = keepalive
         self.store = store
+        # fixed HELO values, so a test can compare bytes with a captured Fluentd exchange
+        self._nonce = nonce
+        self._auth_salt = auth_salt
         self.faults = Faults()
         self.events: list[Event] = []
         self.count = 0
@@ -233,8 +239,10 @@ class FluentdReceiver:
             unpacker.feed(data)
 
     def _handshake(self, sock: socket.socket, unpacker: msgpack.Unpacker) -> bool:
-        nonce = os.urandom(16)
-        auth_salt = os.urandom(16) if self.users else b""
+        # As Fluentd's in_forward (tests/data/fluentd_captures/): with <security> the HELO always
+        # carries a 16-byte auth salt, whether user authentication is on or not.
+        nonce = self._nonce or os.urandom(16)
+        auth_salt = self._auth_salt or os.urandom(16)
         helo = ["HELO", {"nonce": nonce, "auth": auth_salt, "keepalive": self.keepalive}]
         sock.sendall(msgpack.packb(helo, use_bin_type=True))
         try:

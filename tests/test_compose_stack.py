@@ -209,7 +209,10 @@ def test_forward_port_matches_fluentd_source(services: dict[str, dict[str, Any]]
     sources = re.findall(r"<source>(.*?)</source>", conf, flags=re.S)
     forward = [s for s in sources if re.search(r"@type\s+forward", s)]
     assert forward, "fluent.conf has no forward <source>"
-    port = int(re.search(r"^\s*port\s+(\d+)", forward[0], flags=re.M).group(1))
+    # a literal port, or "#{ENV['FLUENTD_PORT'] || 24224}" (compose does not set FLUENTD_PORT)
+    port = int(re.search(r"^\s*port\s+\"?(?:#\{ENV\['FLUENTD_PORT'\] \|\| )?(\d+)", forward[0],
+                         flags=re.M).group(1))
+    assert "FLUENTD_PORT" not in _env(services["fluentd"])
     assert port == 24224
     assert port in _container_ports(services["fluentd"])
     cfg, _ = _sidecar_config(services)
@@ -233,8 +236,9 @@ def test_elasticsearch_port_is_used_consistently(services: dict[str, dict[str, A
     # What fluent.conf's elasticsearch output resolves to under compose: `host`/`port` are either
     # literal or "#{ENV['X'] || 'default'}", and compose may set X for the fluentd service.
     env = _env(services["fluentd"])
-    match = re.search(r"<match logpipe\.\*\*>(.*?)</match>", _fluent_conf(), flags=re.S)
-    assert match, "fluent.conf has no <match logpipe.**> output"
+    match = re.search(r"<match logpipe\.[^>]*>((?:(?!</match>).)*@type elasticsearch.*?)</match>", _fluent_conf(),
+                      flags=re.S)
+    assert match, "fluent.conf has no elasticsearch <match logpipe...> output"
 
     def resolved(key: str) -> str:
         line = re.search(rf"^\s*{key}\s+(.+)$", match.group(1), flags=re.M)

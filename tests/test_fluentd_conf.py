@@ -124,7 +124,7 @@ def test_parser_rejects_broken_syntax():
 def test_forward_inputs_use_shared_key_and_tls(conf):
     forwards = conf.find("source")
     forwards = [s for s in forwards if s.params.get("@type") == "forward"]
-    assert forwards and forwards[0].params["port"] == "24224"
+    assert forwards and "24224" in forwards[0].params["port"]
     for src in forwards:
         (security,) = src.find("security")
         assert "ENV['FLUENTD_SHARED_KEY']" in security.params["shared_key"]
@@ -136,11 +136,10 @@ def test_forward_inputs_use_shared_key_and_tls(conf):
     assert transport.params.get("insecure", "false") == "false"
 
 
-def test_record_transformer_adds_hostname_and_environment(conf):
-    (rt,) = _typed(conf, "filter", "record_transformer")
-    (record,) = rt.find("record")
-    assert {"hostname", "environment"} <= record.params.keys()
-    assert "${" not in record.params["environment"] or rt.params.get("enable_ruby") == "true"
+def test_tls_version_bounds_come_in_pairs(conf):
+    """Fluentd exits at start ("When you set min_version, must set max_version together")."""
+    for transport in (d for d in conf.walk() if d.name == "transport" and d.arg == "tls"):
+        assert ("min_version" in transport.params) == ("max_version" in transport.params)
 
 
 def test_throttle_on_error_logs_by_workspace_with_safe_reset_rate(conf):
@@ -155,29 +154,129 @@ def test_throttle_on_error_logs_by_workspace_with_safe_reset_rate(conf):
     assert reset == -1 or 1 <= reset <= limit // period
 
 
-def test_elasticsearch_output(conf):
-    (es,) = _typed(conf, "match", "elasticsearch")
-    p = es.params
-    assert p["logstash_format"] == "true" and p["logstash_prefix"] == "logpipe"
-    assert p["id_key"] == "_id" and p["write_operation"] == "create"
-    assert "_id" in [k.strip() for k in p["remove_keys"].split(",")]
-    unrecoverable = json.loads(p["unrecoverable_error_types"])
-    assert "es_rejected_execution_exception" not in unrecoverable
-    (buf,) = es.find("buffer")
-    assert buf.params["@type"] == "file" and buf.params["path"].startswith("/fluentd/buffer")
-    assert buf.params.get("retry_type") == "exponential_backoff"
-    assert "retry_forever" in buf.params or "retry_timeout" in buf.params
-    assert "ENV['ES_HOST']" in p["host"]
+def _tag_matches(pattern: str, tag: str) -> bool:
+    """Fluentd match patterns: `*` one tag part, `**` zero or more parts, space = alternatives."""
+    def one(p: str) -> bool:
+        rx = re.escape(p).replace(r"\.\*\*", r"(?:\.[^.]+)*").replace(r"\*\*", ".*").replace(r"\*", "[^.]+")
+        return re.fullmatch(rx, tag) is not None
+    return any(one(p) for p in pattern.split())
 
 
-def test_error_label_writes_dead_letter_file_and_labels_resolve(conf):
-    err = _label(conf, "@ERROR")
-    outputs = [m for m in err.find("match") if m.params.get("@type") == "file"]
-    assert outputs and outputs[0].params["path"]
+def test_tag_matcher():
+    assert _tag_matches("logpipe.**", "logpipe.api.error") and _tag_matches("logpipe.**", "logpipe")
+    assert _tag_matches("logpipe.*.error", "logpipe.api.error")
+    assert not _tag_matches("logpipe.*.error", "logpipe.retry")
+
+
+def _outputs(conf: Directive) -> list[Directive]:
+    return _typed(conf, "match", "elasticsearch")
+
+
+def _id_field(es: Directive) -> str:
+    """The record field an output reads the document id from ($['a.b'] or a plain key)."""
+    key = es.params["id_key"]
+    m = re.fullmatch(r"\$\['([^']+)'\]", key)
+    return m.group(1) if m else key
+
+
+def _filters_for(conf: Directive, tag: str, typ: str) -> list[Directive]:
+    return [f for f in _typed(conf, "filter", typ) if _tag_matches(f.arg, tag)]
+
+
+def test_every_kind_has_one_output_and_one_id_move(conf):
+    for kind in ("access", "error", "app", "metric", "alert"):
+        tag = f"logpipe.api.{kind}"
+        outputs = [es for es in _outputs(conf) if _tag_matches(es.arg, tag)]
+        assert len(outputs) == 1, tag
+        (rt,) = _filters_for(conf, tag, "record_transformer")
+        (record,) = rt.find("record")
+        # the sidecar's `_id` moves to the field the output uses as id_key, and `_id` leaves
+        # the document (Elasticsearch refuses it in a body)
+        assert 'record["_id"]' in record.params[_id_field(outputs[0])]
+        assert rt.params.get("remove_keys") == "_id"
+        assert "hostname" in record.params
+
+
+def test_log_records_take_no_per_record_ruby(conf):
+    """enable_ruby evaluates Ruby source per record and field: the volume path must not."""
+    for kind in ("access", "error", "app"):
+        (rt,) = _filters_for(conf, f"logpipe.api.{kind}", "record_transformer")
+        assert rt.params.get("enable_ruby", "false") == "false"
+
+
+def test_indices_are_the_direct_roads(conf):
+    (logs,) = [es for es in _outputs(conf) if _tag_matches(es.arg, "logpipe.api.access")]
+    p = logs.params
+    assert p["logstash_format"] == "true" and p["logstash_prefix"] == "logpipe-${service}"
+    assert p["logstash_dateformat"] == "%Y.%m.%d" and p.get("utc_index", "true") == "true"
+    (buf,) = logs.find("buffer")
+    assert "service" in [k.strip() for k in buf.arg.split(",")]
+    # the sidecar's @timestamp shape, parsed with strptime
+    assert p["time_key_format"] == "%Y-%m-%dT%H:%M:%S.%N%z"
+    (derived,) = [es for es in _outputs(conf) if _tag_matches(es.arg, "logpipe.api.metric")]
+    (rt,) = _filters_for(conf, "logpipe.api.metric", "record_transformer")
+    (record,) = rt.find("record")
+    index_expr = record.params[derived.params["target_index_key"]]
+    for part in ('record["@timestamp"]', "%Y.%m.%d", ".utc", '"s-"', "tag.split"):
+        assert part in index_expr, part
+
+
+def test_elasticsearch_outputs_keep_ids_for_rejected_items(conf):
+    """The plugin rebuilds a bulk from the records as they were after remove_keys when items are
+    refused; without the id there `create` skips them: no dead letter for 400s, 429s dropped."""
+    (th,) = _typed(conf, "filter", "throttle")
+    for es in _outputs(conf):
+        p = es.params
+        assert p["write_operation"] == "create"
+        removed = [k.strip() for k in p.get("remove_keys", "").split(",") if k.strip()]
+        assert _id_field(es) not in removed and _id_field(es) != "_id"
+        unrecoverable = json.loads(p["unrecoverable_error_types"])
+        assert "es_rejected_execution_exception" not in unrecoverable
+        if "retry_tag" in p:
+            # 429-refused items come back with retry_tag: this output takes them again, and no
+            # filter sees them (the id was moved already; a retry costs no throttle credit)
+            assert _tag_matches(es.arg, p["retry_tag"])
+            assert not [f for f in conf.walk() if f.name == "filter" and _tag_matches(f.arg, p["retry_tag"])]
+        else:
+            # retried with their own tag: back through their filter, which must keep the id
+            tag = "logpipe.api." + es.arg.split()[0].rsplit(".", 1)[-1]
+            for f in _filters_for(conf, tag, "record_transformer"):
+                (record,) = f.find("record")
+                assert 'record["event.id"]' in record.params[_id_field(es)]
+            assert not _tag_matches(th.arg, tag)
+        (buf,) = es.find("buffer")
+        assert buf.params["@type"] == "file" and "/fluentd/buffer" in buf.params["path"]
+        assert buf.params.get("retry_type") == "exponential_backoff"
+        assert "retry_forever" in buf.params or "retry_timeout" in buf.params
+        assert "ENV['ES_HOST']" in p["host"]
+        assert p.get("verify_es_version_at_startup") == "false" and p.get("default_elasticsearch_version") == "8"
+
+
+def test_tuned_so_the_aggregator_is_not_the_bottleneck(conf):
+    (system,) = conf.find("system")
+    assert "2" in system.params.get("workers", "1")
+    (logs,) = [es for es in _outputs(conf) if _tag_matches(es.arg, "logpipe.api.access")]
+    (buf,) = logs.find("buffer")
+    assert int(buf.params["flush_thread_count"]) >= 4
+    assert buf.params["flush_interval"] in ("1s", "1")
+
+
+def test_labels_resolve_and_nothing_relabels_to_error(conf):
+    """Fluentd builds @ERROR after every other label: `@label @ERROR` anywhere fails at start
+    with "@ERROR label not found"."""
     defined = {d.arg for d in conf.find("label")}
     referenced = {d.params["@label"] for d in conf.walk() if "@label" in d.params}
     assert referenced, "sources should route into a label"
+    assert "@ERROR" not in referenced
     assert referenced <= defined, f"undefined labels: {referenced - defined}"
+
+
+def test_error_label_reaches_the_dead_letter_file(conf):
+    err = _label(conf, "@ERROR")
+    (relabel,) = err.find("match")
+    target = _label(conf, relabel.params["@label"])
+    outputs = [m for m in target.find("match") if m.params.get("@type") == "file"]
+    assert outputs and "deadletter" in outputs[0].params["path"]
 
 
 def test_filters_precede_matches_in_every_label(conf):
@@ -194,10 +293,27 @@ def test_ids_unique_and_plugins_installed(conf):
                "json", "null", "stdout"}
     from_gems = {"elasticsearch": "fluent-plugin-elasticsearch", "throttle": "fluent-plugin-throttle"}
     docker = DOCKERFILE.read_text(encoding="utf-8")
-    assert re.search(r"^FROM fluent/fluentd:v1\.", docker, flags=re.M)
     for d in conf.walk():
         typ = d.params.get("@type")
         if typ is None or typ in builtin:
             continue
         assert typ in from_gems, f"unknown plugin @type {typ}"
         assert re.search(rf"gem install {from_gems[typ]}\b", docker), f"{from_gems[typ]} not installed"
+
+
+# What tests/test_real_fluentd.py was run against (Fluentd from its tags, the plugins and the
+# Elasticsearch Ruby client from theirs); the Dockerfile must pin among these.
+RAN_FLUENTD = {"1.16.11", "1.17.1", "1.18.0"}
+RAN_GEMS = {"fluent-plugin-elasticsearch": {"5.4.3"}, "fluent-plugin-throttle": {"0.0.5"},
+            "elasticsearch": {"8.19.3"}}
+
+
+def test_dockerfile_pins_versions_that_were_run():
+    docker = DOCKERFILE.read_text(encoding="utf-8")
+    image = re.search(r"^FROM fluent/fluentd:v(\d+\.\d+\.\d+)-debian-[\d.]+$", docker, flags=re.M)
+    assert image, "the image must be pinned to an exact Fluentd version"
+    assert image.group(1) in RAN_FLUENTD
+    pins = dict(re.findall(r"gem install ([\w-]+) -v ([\d.]+) ", docker))
+    assert pins.keys() == RAN_GEMS.keys(), pins
+    for gem, version in pins.items():
+        assert version in RAN_GEMS[gem], f"{gem} {version} was not run"

@@ -28,6 +28,7 @@ from logpipe.ship.forward_auth import ProtocolError
 from logpipe.ship.forward_codec import EntryPacker, new_chunk_id
 from logpipe.ship.forward_conn import (
     ForwardConnection,
+    NoHelo,
     ServerAddr,
     ServerRejected,
     make_tls_context,
@@ -62,6 +63,7 @@ class _ServerState:
     failures: int = 0
     down_until: float = 0.0
     fatal: str = ""  # set once the server rejected us for good
+    quiet: bool = False  # its "no HELO" was already said; retries back off without repeating it
 
 
 @dataclass
@@ -198,6 +200,40 @@ class ForwardSink(Sink):
     def close(self) -> None:
         self._drop_connection()
 
+    def check_connection(self, timeout_s: float = 10.0) -> str | None:
+        """None once a server accepts us (the connection is kept for the first send), else one
+        line saying why not, for the caller to report. A refusal, or silence although we hold a
+        shared key, is conclusive and returned at once; other failures are retried until
+        `timeout_s`. The HELO wait is capped at half of `timeout_s` so a one-shot run ends in time."""
+        deadline = time.monotonic() + max(0.5, timeout_s)
+        helo_wait = min(self._cfg.ack_timeout_s, max(0.5, timeout_s / 2))
+        while True:
+            problems: dict[int, str] = {}
+            conclusive: set[int] = set()
+            for i, state in enumerate(self.servers):
+                conn = self._new_connection(state, helo_timeout_s=helo_wait)
+                try:
+                    conn.connect()
+                except ServerRejected as exc:
+                    problems[i] = str(exc)
+                    conclusive.add(i)
+                    continue
+                except NoHelo as exc:
+                    state.quiet = True  # the caller says it; the retries that follow do not
+                    problems[i] = str(exc)
+                    conclusive.add(i)
+                    continue
+                except _TRANSIENT as exc:
+                    problems[i] = f"{state.addr}: connect failed: {exc}"
+                    continue
+                self._drop_connection()
+                self._conn, self._conn_index = conn, i
+                return None
+            if len(conclusive) == len(self.servers) or time.monotonic() >= deadline:
+                return "forward sink: " + "; ".join(problems.values())
+            if self.stop_event.wait(min(1.0, max(0.0, deadline - time.monotonic()))):
+                return "forward sink: stopped while checking the connection"
+
     def describe(self) -> str:
         first = str(self.servers[0].addr)
         extra = len(self.servers) - 1
@@ -285,15 +321,16 @@ class ForwardSink(Sink):
             state = self.servers[i]
             if state.fatal or state.down_until > time.monotonic():
                 continue
-            conn = ForwardConnection(
-                state.addr, tls_context=self._tls, shared_key=self._cfg.shared_key,
-                username=self._cfg.username, password=self._cfg.password, hostname=self._hostname,
-                timeout_s=self._connect_timeout, keepalive_probe_s=self._cfg.heartbeat_interval_s,
-                write_timeout_s=self._cfg.ack_timeout_s)
+            conn = self._new_connection(state)
             try:
                 conn.connect()
             except ServerRejected as exc:
                 self._mark_fatal(state, str(exc))
+                continue
+            except NoHelo as exc:
+                # a configuration mismatch, not an outage: back off, and say it once
+                self._mark_down(state, str(exc), result, loud=not state.quiet)
+                state.quiet = True
                 continue
             except _TRANSIENT as exc:
                 if _tls_refusal(exc):
@@ -309,6 +346,13 @@ class ForwardSink(Sink):
             return conn
         return None
 
+    def _new_connection(self, state: _ServerState, helo_timeout_s: float | None = None) -> ForwardConnection:
+        return ForwardConnection(
+            state.addr, tls_context=self._tls, shared_key=self._cfg.shared_key,
+            username=self._cfg.username, password=self._cfg.password, hostname=self._hostname,
+            timeout_s=self._connect_timeout, keepalive_probe_s=self._cfg.heartbeat_interval_s,
+            write_timeout_s=self._cfg.ack_timeout_s, helo_timeout_s=helo_timeout_s or self._cfg.ack_timeout_s)
+
     def _fail(self, exc: BaseException, result: SendResult, *, fatal: bool) -> None:
         conn = self._conn
         self._drop_connection()
@@ -323,7 +367,7 @@ class ForwardSink(Sink):
         else:
             self._mark_down(state, msg, result)
 
-    def _mark_down(self, state: _ServerState, message: str, result: SendResult) -> None:
+    def _mark_down(self, state: _ServerState, message: str, result: SendResult, *, loud: bool = True) -> None:
         state.failures += 1
         delay = min(self._backoff_max, self._backoff_base * 2 ** min(state.failures - 1, 20))
         delay *= random.uniform(0.5, 1.0)  # jitter: many sidecars must not retry in lockstep
@@ -332,7 +376,7 @@ class ForwardSink(Sink):
         if len(result.errors) < 20:
             result.errors.append(message)
         self.last_error = message
-        log.warning("forward sink: %s (retry in %.2fs)", message, delay)
+        log.log(logging.WARNING if loud else logging.DEBUG, "forward sink: %s (retry in %.2fs)", message, delay)
 
     def _mark_fatal(self, state: _ServerState, message: str) -> None:
         state.fatal = message
@@ -349,6 +393,7 @@ class ForwardSink(Sink):
                 state.failures = 0
         if self._conn is not None:
             self.servers[self._conn_index].failures = 0
+            self.servers[self._conn_index].quiet = False
         self.last_error = ""
 
     def _drop_connection(self) -> None:

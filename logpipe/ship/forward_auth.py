@@ -65,10 +65,20 @@ def parse_helo(message: Any) -> Helo:
                 keepalive=bool(opts.get("keepalive", True)))
 
 
+def new_salt() -> str:
+    """The PING's shared_key_salt: 32 hex digits, as Fluentd's out_forward makes it (tests
+    replaying captured exchanges replace this to get the captured bytes)."""
+    return os.urandom(16).hex()
+
+
 def build_ping(helo: Helo, hostname: str, shared_key: str, username: str = "",
                password: str = "") -> tuple[list[Any], str]:
-    """Return the PING message and the shared_key_salt used (needed to check the PONG)."""
-    salt = os.urandom(16).hex()
+    """Return the PING message and the shared_key_salt used (needed to check the PONG).
+
+    A HELO with an auth salt gets the user digest even when we have no credentials: Fluentd
+    sends that salt whenever <security> is on, user_auth or not, and its own out_forward then
+    answers with sha512(salt + "" + ""), leaving the decision to the server."""
+    salt = new_salt()
     digest = sha512_hex(salt.encode(), hostname.encode(), helo.nonce, shared_key.encode())
     user_digest = ""
     if helo.auth_salt:

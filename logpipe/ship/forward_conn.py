@@ -36,6 +36,12 @@ class ServerRejected(Exception):
     """This server refuses us for a reason a retry cannot fix; the message names the server."""
 
 
+class NoHelo(ProtocolError):
+    """We hold a shared key but the server said nothing: it most likely runs without <security>
+    (or is not a forward input at all). It accepts the connection and waits for data, so
+    without this the client would wait for a HELO, time out and retry for ever."""
+
+
 @dataclass(frozen=True)
 class ServerAddr:
     host: str
@@ -95,7 +101,8 @@ class ForwardConnection:
 
     def __init__(self, server: ServerAddr, *, tls_context: ssl.SSLContext | None, shared_key: str,
                  username: str, password: str, hostname: str, timeout_s: float,
-                 keepalive_probe_s: float, write_timeout_s: float | None = None) -> None:
+                 keepalive_probe_s: float, write_timeout_s: float | None = None,
+                 helo_timeout_s: float | None = None) -> None:
         self.server = server
         self._tls = tls_context
         self._shared_key = shared_key
@@ -106,6 +113,8 @@ class ForwardConnection:
         # a server that stops reading (full buffer) gets as long as it gets to ack
         self._write_timeout = write_timeout_s or timeout_s
         self._probe = keepalive_probe_s
+        # a Fluentd with <security> sends its HELO at once; silence this long is conclusive
+        self._helo_timeout = helo_timeout_s or timeout_s
         self._sock: socket.socket | None = None
         self._unpacker = msgpack.Unpacker(raw=False, max_buffer_size=1 << 20, strict_map_key=False)
         self.keepalive = True  # the server's HELO may turn this off
@@ -147,23 +156,27 @@ class ForwardConnection:
                     pass
 
     def _handshake(self) -> None:
-        deadline = time.monotonic() + self._timeout
         try:
-            first = self._next_message(deadline)
+            first = self._next_message(time.monotonic() + self._helo_timeout)
         except TimeoutError:
-            raise ProtocolError(f"{self.server}: no HELO within {self._timeout:.0f}s "
-                                "(is <security> configured on the server?)") from None
+            raise NoHelo(f"{self.server}: no HELO within {self._helo_timeout:g}s although a shared_key is "
+                         "set: the server does not seem to run <security> (or is not a forward input); "
+                         "configure <security> there or remove the shared_key here") from None
+        deadline = time.monotonic() + self._timeout
         helo = parse_helo(first)
-        if helo.auth_salt and not self._username:
-            raise ServerRejected(f"{self.server}: server requires username/password authentication "
-                                 "but none is configured")
+        # Fluentd puts an auth salt in every HELO once <security> is on, even with user_auth
+        # off; like its out_forward we then answer with the (maybe empty) credentials and let
+        # the server decide.
         self.keepalive = helo.keepalive
         ping, salt = build_ping(helo, self._hostname, self._shared_key, self._username, self._password)
         self.sendall(msgpack.packb(ping, use_bin_type=True))
         try:
             check_pong(self._next_message(deadline), helo, salt, self._shared_key)
         except HandshakeRejected as exc:
-            raise ServerRejected(f"{self.server}: {exc}") from None
+            hint = ""
+            if helo.auth_salt and not self._username and "username/password" in str(exc):
+                hint = " (the server requires user authentication: set username and password)"
+            raise ServerRejected(f"{self.server}: {exc}{hint}") from None
         except TimeoutError:
             raise ProtocolError(f"{self.server}: no PONG within {self._timeout:.0f}s") from None
 
