@@ -260,6 +260,7 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "LOGPIPE_ALERT_WEBHOOK": "Alert webhook URL (Slack-compatible JSON POST).",
     "LOGPIPE_CORE": "`off` turns the native core's JSON road off (tail/replay then parse in Python only).",
     "LOGPIPE_TEST_ES_URL": "Tests: use this Elasticsearch instead of starting scripts/elasticsearch.sh.",
+    "LOGPIPE_TEST_FLUENTD": "Tests: the fluentd command the opt-in real-Fluentd suite (tests/test_real_fluentd.py) runs.",
     "LOGPIPE_DASHBOARD_TOKEN": "Live dashboard: token the page and /api/v1/* require (mandatory on a non-loopback metrics.addr).",
     "LOGPIPE_HEALTH_TOKEN": "logpipe.health: token that opens /health/detailed to non-loopback clients.",
     "LOGPIPE_CHROMIUM": "Tests: the Chromium/Chrome binary the browser tests drive.",
