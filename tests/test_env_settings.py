@@ -377,7 +377,7 @@ def test_every_documented_variable_is_covered_here() -> None:
     covered = {*FORWARD_VARS, *ES_AUTH, "LOGPIPE_ES_CA_FILE", "LOGPIPE_ES_URL", "LOGPIPE_SCRUB_KEY",
                "LOGPIPE_ALERT_WEBHOOK"}
     not_for_commands = {"LOGPIPE_SERVICE", "ENVIRONMENT", "APP_VERSION", "LOGPIPE_TEST_ES_URL",
-                        "LOGPIPE_TEST_FLUENTD", "LOGPIPE_CHROMIUM", "LOGPIPE_HEALTH_TOKEN"}
+                        "LOGPIPE_TEST_FLUENTD", "LOGPIPE_TEST_ARTIFACTS", "LOGPIPE_CHROMIUM", "LOGPIPE_HEALTH_TOKEN"}
     # Tail-only switches with their own behaviour tests: LOGPIPE_CORE (tests/test_core_tail.py,
     # core on and off give the same output), LOGPIPE_DASHBOARD_TOKEN (tests/test_dashboard_browser.py).
     tested_with_their_feature = {"LOGPIPE_CORE", "LOGPIPE_DASHBOARD_TOKEN"}
