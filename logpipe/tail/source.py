@@ -276,6 +276,8 @@ class TailFront:
             log.info("%s was truncated or rewritten; reading it again from the start", f.path)
             self._end(f, chunks, finish=False)
             f.reset()
+        if f.splitter is None and self._now_binary(f):
+            return
         if f.splitter is None and not self._identify(f):
             if self.once or (f.gone and now - f.last_growth >= self.pcfg.rotate_wait_s):
                 self._drop(f)
@@ -293,6 +295,18 @@ class TailFront:
         if self.once or (f.gone and now - f.last_growth >= self.pcfg.rotate_wait_s):
             self._end(f, chunks, finish=True)
             f.closing = True
+
+    def _now_binary(self, f: Follower) -> bool:
+        """A file opened while empty is checked again once it has bytes (a rotator's temp file
+        filling with gzip data must not be shipped as lines)."""
+        reason = looks_binary(f.head_bytes(8192))
+        if not reason:
+            return False
+        self.skipped[f.ident] = reason
+        self.stats.skipped_files[f.path] = reason
+        self._warn_once(f.path, f"{f.path}: skipped, {reason}")
+        self._drop(f)
+        return True
 
     def _end(self, f: Follower, chunks: list[LineChunk], finish: bool) -> None:
         """Hand over the stream's last lines and mark it ended."""

@@ -18,8 +18,9 @@ from pathlib import Path
 
 log = logging.getLogger("logpipe.tail")
 
-#: Compressed generations are never tailed: they are copies of data already read.
-ALWAYS_EXCLUDED = ("*.gz", "*.bz2", "*.xz", "*.zst", "*.zip")
+#: Compressed generations are never tailed: they are copies of data already read. Temp
+#: files (a rotator's `app.log.1.gz.tmp` while it compresses) are never logs.
+ALWAYS_EXCLUDED = ("*.gz", "*.bz2", "*.xz", "*.zst", "*.zip", "*.tmp", "*.part", "*.swp", "*~")
 
 
 def _is_glob(pattern: str) -> bool:
