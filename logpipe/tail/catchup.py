@@ -18,14 +18,18 @@ from logpipe.tail.fingerprint import HEAD_READ, fingerprint
 from logpipe.tail.lines import LineBlock, LineSplitter
 
 
-def gz_fingerprint(path: str) -> str | None:
-    """Content fingerprint of the decompressed head (None if unreadable or empty)."""
+def gz_head(path: str, size: int = HEAD_READ) -> bytes:
+    """The first `size` decompressed bytes (fewer when the file is shorter or damaged)."""
     try:
         with gzip.open(path, "rb") as fh:
-            head = fh.read(HEAD_READ)
-    except (OSError, EOFError):
-        return None
-    return fingerprint(head, at_eof=True)
+            return fh.read(size)
+    except (OSError, EOFError, gzip.BadGzipFile):
+        return b""
+
+
+def gz_fingerprint(path: str) -> str | None:
+    """Content fingerprint of the decompressed head (None if unreadable or empty)."""
+    return fingerprint(gz_head(path), at_eof=True)
 
 
 class GzCatchup:

@@ -35,6 +35,7 @@ class CheckpointStore:
         self._entries: dict[str, dict[str, Any]] = {}
         self._dirty = False
         self._lock_fh = None
+        self.loaded_mtime: float | None = None  # when the loaded file was last written
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._take_lock()
         if reset:
@@ -58,6 +59,7 @@ class CheckpointStore:
     def _load(self) -> dict[str, dict[str, Any]]:
         try:
             raw = self.path.read_bytes()
+            self.loaded_mtime = self.path.stat().st_mtime
         except FileNotFoundError:
             return {}
         except OSError as exc:
@@ -80,13 +82,33 @@ class CheckpointStore:
             entry = self._entries.get(key)
             return None if entry is None else int(entry["offset"])
 
-    def set(self, key: str, offset: int, path: str = "") -> None:
+    def set(self, key: str, offset: int, path: str = "", check: tuple[int, str] | None = None) -> None:
+        """`check` (length, hash of the file's first bytes) tells apart files with the same
+        first line (logpipe.tail.identity); an entry keeps its last one when none is given."""
         with self._lock:
             entry = self._entries.get(key)
-            if entry is not None and entry["offset"] == offset and entry.get("path") == path:
+            old_check = entry.get("check") if entry is not None else None
+            new_check = list(check) if check is not None else old_check
+            if (entry is not None and entry["offset"] == offset and entry.get("path") == path
+                    and old_check == new_check):
                 return
             self._entries[key] = {"offset": offset, "path": path, "updated": round(time.time(), 3)}
+            if new_check is not None:
+                self._entries[key]["check"] = new_check
             self._dirty = True
+
+    def check(self, key: str) -> tuple[int, str] | None:
+        with self._lock:
+            entry = self._entries.get(key)
+        raw = entry.get("check") if entry is not None else None
+        if isinstance(raw, list) and len(raw) == 2 and isinstance(raw[0], int) and isinstance(raw[1], str):
+            return (raw[0], raw[1])
+        return None
+
+    def keys_for(self, fp: str) -> list[str]:
+        """Keys of this content fingerprint: the bare one and those of colliding files."""
+        with self._lock:
+            return [k for k in self._entries if k == fp or k.startswith(fp + ".")]
 
     def entries(self) -> dict[str, dict[str, Any]]:
         with self._lock:

@@ -22,14 +22,16 @@ import logging
 import os
 import time
 from collections import deque
+from collections.abc import Callable, Collection
 from itertools import islice
 
 from logpipe.config import Config, InputConfig
 from logpipe.stages import FileStats, PipelineStats
 from logpipe.tail import watcher as discovery
-from logpipe.tail.catchup import GzCatchup, gz_fingerprint, identity
+from logpipe.tail.catchup import GzCatchup, gz_fingerprint, gz_head, identity
 from logpipe.tail.checkpoint import CheckpointStore
 from logpipe.tail.follower import Follower, looks_binary
+from logpipe.tail.identity import CHECK_BYTES, Check, fp_of, make_check, resolve
 from logpipe.tail.lines import LineBlock
 from logpipe.tail.stream import LineChunk, Stream
 
@@ -77,6 +79,11 @@ class TailFront:
         self.gz_seen: set[tuple[int, int]] = set()  # .gz generations already considered
         self.catchups: list[GzCatchup] = []
         self.catchup_streams: dict[tuple[int, int], Stream] = {}
+        self.checks: dict[str, Check] = {}  # key -> check of the file's first bytes (identity.py)
+        # Compressed generations that appeared after this moment are new to us (read them);
+        # older ones we never saw are history (skipped unless read_from_head).
+        loaded = store.loaded_mtime if store is not None else None
+        self.cutoff = loaded if loaded is not None else time.time()
         self._scanned_once = False
         self._silent_wait = False  # the last wait ended without a file event
         self._missed = 0  # turns that found new data no event announced
@@ -87,7 +94,7 @@ class TailFront:
         claimed: set[str] = set()
         for inp in self.inputs:
             for pattern in inp.paths:
-                paths = discovery.expand(pattern, inp.exclude)
+                paths = discovery.expand(pattern, inp.exclude, on_loop=self._loop)
                 if not paths and not discovery._is_glob(pattern) and self.once:
                     self._warn_once(pattern, f"{pattern}: no such file")
                 for path in paths:
@@ -95,7 +102,7 @@ class TailFront:
                         continue
                     claimed.add(path)
                     self._discover(path, inp, seen)
-                for path in discovery.expand(pattern, inp.exclude, gz=True):
+                for path in discovery.expand(pattern, inp.exclude, gz=True, on_loop=self._loop):
                     if path not in claimed:
                         claimed.add(path)
                         self._discover_gz(path, inp)
@@ -104,6 +111,10 @@ class TailFront:
                 f.gone = True
         self._scanned_once = True
         self.watcher.scanned(time.monotonic())
+
+    def _loop(self, directory: str) -> None:
+        self._warn_once(f"loop:{directory}", f"{directory}: directory already read in this scan (a symlink "
+                        "loop or a second link to it); each directory is read once")
 
     def _discover(self, path: str, inp: InputConfig, seen: set[tuple[int, int]]) -> None:
         try:
@@ -152,26 +163,52 @@ class TailFront:
         self.order.append(f)
 
     def _discover_gz(self, path: str, inp: InputConfig) -> None:
-        """Read the unread rest of a generation compressed before it was fully read."""
+        """Read what was never read of a compressed generation.
+
+        Its content is a checkpointed file's: read on from that offset. Content never seen:
+        read it all when the file appeared after the checkpoint's last write (rotated and
+        compressed while the sidecar was down or behind); older history is skipped, counted
+        and logged once, unless the input sets `read_from_head`."""
         ident = identity(path)
         if ident is None or ident in self.gz_seen:
             return
-        key = gz_fingerprint(path)
-        if key is not None and any(f.key == key and not f.closing for f in self.followers.values()):
+        fp = gz_fingerprint(path)
+        if fp is not None and any(f.key and fp_of(f.key) == fp and not f.closing for f in self.followers.values()):
             return  # the plain file is still being read: look again later
         self.gz_seen.add(ident)
-        offset = self.known.get(key) if key else None
-        if key and offset is None and self.store is not None:
-            offset = self.store.get(key)
-        if key is None or offset is None or any(c.key == key for c in self.catchups):
-            return  # never read by us (old history) or already being caught up
+        if fp is None:
+            return
+        key, seen = self._resolve(fp, lambda n: gz_head(path, n), f"{ident[0]:x}.{ident[1]:x}", ())
+        offset = self._offset_of(key) if seen else None
+        if offset is None:
+            try:
+                appeared = os.stat(path).st_ctime
+            except OSError:
+                return
+            if appeared < self.cutoff and not inp.read_from_head:
+                self.stats.skipped_files[path] = "compressed history never read (older than the checkpoint)"
+                self._warn_once("old-gz", f"{path}: compressed generation older than the checkpoint and never read "
+                                "by this sidecar, skipped (and any others like it; they are counted in the summary); "
+                                "set read_from_head = true on the input to ingest them")
+                return
+            offset = 0
+        if any(c.key == key for c in self.catchups):
+            return
+        self._start_catchup(path, ident, key, offset, inp)
+
+    def _start_catchup(self, path: str, ident: tuple[int, int], key: str, offset: int, inp: InputConfig) -> None:
         try:
             catchup = GzCatchup(path, ident, key, offset, self.pcfg.max_line_bytes)
         except OSError:
             return
+        if key not in self.checks:
+            head = gz_head(path, CHECK_BYTES)
+            if head:
+                self.checks[key] = make_check(head)
         log.info("%s: reading what was not read before it was compressed (from offset %d)", path, offset)
         self.catchups.append(catchup)
         self.catchup_streams[ident] = Stream(key=key, path=path, fp=key, input=inp)
+        self.paths[key] = path
 
     def _catch_up(self, budget: int, chunks: list[LineChunk]) -> None:
         for c in list(self.catchups):
@@ -198,34 +235,65 @@ class TailFront:
 
     # -- identification -----------------------------------------------------------------
     def _identify(self, f: Follower) -> bool:
-        key = f.identify(at_eof=self.once)
-        if key is None:
+        fp = f.identify(at_eof=self.once)
+        if fp is None:
             return False
-        if any(c.key == key for c in self.catchups):
+        if any(fp_of(c.key) == fp for c in self.catchups):
             f.key = None  # its compressed copy is being caught up: wait for that to end
             return False
+        taken: set[str] = set()
         for other in self.followers.values():
-            if other is not f and other.key == key and not other.closing:
-                if other.rewritten() or self._same_content(f, other):
-                    # A copy of a file still being read (copytruncate): wait until the
-                    # original's follower has seen the truncation and let go of the content.
-                    f.key = None
-                    return False
-                key = f.key = f"{key}.{f.dev:x}.{f.ino:x}"  # same first lines, different file
-                break
-        offset = self.known.get(key)
-        if offset is None and self.store is not None:
-            offset = self.store.get(key)
+            if other is f or not other.key or other.closing or fp_of(other.key) != fp:
+                continue
+            if other.rewritten() or self._same_content(f, other):
+                # A copy of a file still being read (copytruncate): wait until the
+                # original's follower has seen the truncation and let go of the content.
+                f.key = None
+                return False
+            taken.add(other.key)  # same first line, different file
+        key, _ = self._resolve(fp, f.head_bytes, f"{f.dev:x}.{f.ino:x}", taken)
+        f.key = key
+        offset = self._offset_of(key)
         size = f.stat_size()
         if offset is None or offset > size:
             offset = 0
         f.start(offset)
+        self._update_check(f)
         inp = self.inputs_of[f.ident]
         sample = sample_lines(f.head_bytes(SAMPLE_BYTES)) if inp.format == "auto" else []
         self.streams[f.ident] = Stream(key=key, path=f.path, fp=key, input=inp, sample=sample)
         self.acked.setdefault(key, offset)
         self.paths[key] = f.path
         return True
+
+    def _resolve(self, fp: str, read_head: Callable[[int], bytes], suffix: str,
+                 taken: Collection[str]) -> tuple[str, bool]:
+        """The key of content with fingerprint `fp` (identity.resolve over what we know)."""
+        cands: dict[str, Check | None] = {}
+        if self.store is not None:
+            for k in self.store.keys_for(fp):
+                cands[k] = self.checks.get(k) or self.store.check(k)
+        for k in (*self.known, *self.checks):
+            if fp_of(k) == fp:
+                cands[k] = self.checks.get(k)
+        return resolve(fp, cands, read_head, suffix, taken)
+
+    def _offset_of(self, key: str) -> int | None:
+        offset = self.known.get(key)
+        if offset is None and self.store is not None:
+            offset = self.store.get(key)
+        return offset
+
+    def _update_check(self, f: Follower) -> None:
+        """Extend the key's check over what has been read, up to CHECK_BYTES."""
+        if not f.key:
+            return
+        want = min(max(f.offset, len(f.head)), CHECK_BYTES)
+        cur = self.checks.get(f.key)
+        if cur is None or cur[0] < want:
+            head = f.head_bytes(want)
+            if len(head) == want:
+                self.checks[f.key] = make_check(head)
 
     @staticmethod
     def _same_content(a: Follower, b: Follower) -> bool:
@@ -284,6 +352,8 @@ class TailFront:
             return
         stream = self.streams[f.ident]
         block, n = f.read(budget)
+        if n and f.offset - n < CHECK_BYTES:
+            self._update_check(f)
         self._file_stats(f)
         if n:
             self.stats.bytes_read += n
@@ -357,7 +427,7 @@ class TailFront:
             if offset > self.acked.get(key, -1):
                 self.acked[key] = offset
             if self.store is not None:
-                self.store.set(key, offset, self._path_of(key))
+                self.store.set(key, offset, self._path_of(key), self.checks.get(key))
         if self.store is not None:
             self.store.save()
         self.watcher.wake()
