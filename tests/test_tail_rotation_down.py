@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, os.path.dirname(__file__))
 from tail_support import CollectSink, Running, fast_config, wait_for  # noqa: E402
 
@@ -216,3 +218,30 @@ def test_ids_of_files_with_a_unique_first_line_are_unchanged(tmp_path: Path) -> 
     append(logs / "app.log", "fresh 1", "fresh 2")
     got.update({r["message"]: r["_id"] for r in records(tail_once(tmp_path, "logs/*.log*").stdout)})
     assert got == PINNED_IDS
+
+
+@pytest.mark.parametrize("style", ["rename", "dateext-gzip", "copytruncate"])
+@pytest.mark.parametrize("pattern", ["logs/*.log", "logs/app.log"])
+def test_file_rotated_out_of_the_glob_while_down_is_finished_from_its_sibling(tmp_path: Path, style: str,
+                                                                               pattern: str) -> None:
+    """The README's glob (`logs/*.log`) and a plain path do not match app.log.1 or
+    app.log-20261204.gz: the checkpointed file is found there and read to its end."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    log = logs / "app.log"
+    append(log, *numbered("before", 1000))
+    assert len(records(tail_once(tmp_path, pattern).stdout)) == 1000
+    append(log, *numbered("unread", 500))
+    if style == "rename":
+        os.rename(log, logs / "app.log.1")
+    elif style == "dateext-gzip":
+        (logs / "app.log-20261204.gz").write_bytes(gzip.compress(log.read_bytes()))
+        log.unlink()
+    else:
+        (logs / "app.log.1").write_bytes(log.read_bytes())
+        os.truncate(log, 0)
+    append(log, *numbered("after", 300))
+    (logs / "other.log.1").write_text("not a sibling of app.log\n")
+    second = records(tail_once(tmp_path, pattern).stdout)
+    assert sorted(r["message"] for r in second) == sorted(numbered("unread", 500) + numbered("after", 300))
+    assert records(tail_once(tmp_path, pattern).stdout) == []  # finished once, not again

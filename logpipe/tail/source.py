@@ -18,6 +18,7 @@ Acknowledged offsets go to the checkpoint store (sink thread); a restart resumes
 from __future__ import annotations
 
 import errno
+import fnmatch
 import logging
 import os
 import time
@@ -27,11 +28,14 @@ from itertools import islice
 
 from logpipe.config import Config, InputConfig
 from logpipe.stages import FileStats, PipelineStats
+from logpipe.tail import siblings
 from logpipe.tail import watcher as discovery
 from logpipe.tail.catchup import GzCatchup, gz_fingerprint, gz_head, identity
 from logpipe.tail.checkpoint import CheckpointStore
+from logpipe.tail.files import is_gzip
+from logpipe.tail.fingerprint import HEAD_READ, fingerprint
 from logpipe.tail.follower import Follower, looks_binary
-from logpipe.tail.identity import CHECK_BYTES, Check, fp_of, make_check, resolve
+from logpipe.tail.identity import CHECK_BYTES, Check, fp_of, make_check, resolve, verifies
 from logpipe.tail.lines import LineBlock
 from logpipe.tail.stream import LineChunk, Stream
 
@@ -40,6 +44,21 @@ log = logging.getLogger("logpipe.tail")
 SAMPLE_BYTES = 65_536
 TURN_BYTES = 8 * 1024 * 1024
 SAMPLE_LINES = 50
+
+
+def _plain_head(path: str, size: int = HEAD_READ) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(size)
+    except OSError:
+        return b""
+
+
+def _is_content(head: bytes, key: str, check: Check | None) -> bool:
+    """Whether a file starting with `head` is the one checkpointed under `key`."""
+    if check is None:  # an entry from before checks: the fingerprint alone, as before
+        return key == fp_of(key) and fingerprint(head, at_eof=True) == key
+    return fingerprint(head, at_eof=True) == fp_of(key) and verifies(check, lambda n: head[:n])
 
 
 def sample_lines(head: bytes, limit: int = SAMPLE_LINES) -> list[str]:
@@ -109,6 +128,8 @@ class TailFront:
         for ident, f in self.followers.items():
             if ident not in seen:
                 f.gone = True
+        if not self._scanned_once:
+            self._find_rotated_away(claimed)
         self._scanned_once = True
         self.watcher.scanned(time.monotonic())
 
@@ -195,6 +216,72 @@ class TailFront:
         if any(c.key == key for c in self.catchups):
             return
         self._start_catchup(path, ident, key, offset, inp)
+
+    def _find_rotated_away(self, claimed: set[str]) -> None:
+        """Checkpointed files no longer at their path (rotated while we were down, out of the
+        globs) are looked for among their rotated siblings and read to the end."""
+        if self.store is None:
+            return
+        at_path: dict[str, bytes] = {}
+        sibling_fp: dict[str, tuple[str | None, bool]] = {}
+        for key, entry in self.store.entries().items():
+            path = entry.get("path") or ""
+            inp = self._input_covering(path)
+            if inp is None:
+                continue
+            check = self.store.check(key)
+            if path not in at_path:
+                at_path[path] = _plain_head(path, CHECK_BYTES)
+            if _is_content(at_path[path], key, check):
+                continue  # still there: the normal scan reads it
+            for sib in siblings.rotated_siblings(path):
+                if sib in claimed:
+                    continue  # in a glob: the normal scan handles it
+                if sib not in sibling_fp:
+                    gz = is_gzip(sib)
+                    sibling_fp[sib] = (gz_fingerprint(sib) if gz else fingerprint(_plain_head(sib), at_eof=True), gz)
+                fp, gz = sibling_fp[sib]
+                if fp != fp_of(key):
+                    continue
+                head = gz_head(sib, CHECK_BYTES) if gz else _plain_head(sib, CHECK_BYTES)
+                if _is_content(head, key, check):
+                    self._finish_sibling(sib, gz, key, int(entry["offset"]), inp, was=path)
+                    break
+
+    def _finish_sibling(self, path: str, gz: bool, key: str, offset: int, inp: InputConfig, was: str) -> None:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return
+        ident = (st.st_dev, st.st_ino)
+        if ident in self.followers or ident in self.gz_seen:
+            return
+        if gz:
+            self.gz_seen.add(ident)
+            if siblings.gz_size_hint(path) != offset % (1 << 32):
+                self._start_catchup(path, ident, key, offset, inp)
+            return
+        if st.st_size <= offset:
+            return  # read to its end before it was rotated
+        try:
+            f = Follower.open(path, self.pcfg.max_line_bytes)
+        except OSError:
+            return
+        log.info("%s: finishing %s, rotated away while the sidecar was down (from offset %d)", path, was, offset)
+        f.gone = True  # not in any glob: read to its end, then let go
+        self.followers[f.ident] = f
+        self.inputs_of[f.ident] = inp
+        self.order.append(f)
+
+    def _input_covering(self, path: str) -> InputConfig | None:
+        if not path:
+            return None
+        for inp in self.inputs:
+            for pattern in inp.paths:
+                hit = pattern == path or (discovery._is_glob(pattern) and fnmatch.fnmatchcase(path, pattern))
+                if hit and not discovery.excluded(path, inp.exclude):
+                    return inp
+        return None
 
     def _start_catchup(self, path: str, ident: tuple[int, int], key: str, offset: int, inp: InputConfig) -> None:
         try:
