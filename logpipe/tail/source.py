@@ -196,9 +196,9 @@ class TailFront:
         fp = gz_fingerprint(path)
         if fp is not None and any(f.key and fp_of(f.key) == fp and not f.closing for f in self.followers.values()):
             return  # the plain file is still being read: look again later
-        self.gz_seen.add(ident)
         if fp is None:
-            return
+            return  # empty, or still being written: look again later
+        self.gz_seen.add(ident)
         key, seen = self._resolve(fp, lambda n: gz_head(path, n), f"{ident[0]:x}.{ident[1]:x}", ())
         offset = self._offset_of(key) if seen else None
         if offset is None:
@@ -213,6 +213,12 @@ class TailFront:
                                 "set read_from_head = true on the input to ingest them")
                 return
             offset = 0
+            if self.store is not None and not any(c.key == key for c in self.catchups):
+                # Known from now on: a restart before anything of it is acknowledged must not
+                # take it for old history.
+                head = gz_head(path, CHECK_BYTES)
+                self.store.set(key, 0, path, make_check(head) if head else None)
+                self.store.save()
         if any(c.key == key for c in self.catchups):
             return
         self._start_catchup(path, ident, key, offset, inp)
