@@ -121,16 +121,20 @@ def test_kill_9_restarts_during_rotations_lose_and_duplicate_nothing(tmp_path: P
                               stdout=subprocess.PIPE, text=True)
     tail = start_tail(tmp_path)
     try:
+        before_ck = mtime_ns(ck)
         for _ in range(KILLS):
-            before_ck, before_rot = mtime_ns(ck), rotations(status)
+            before_rot = rotations(status)
             # Ready: this tailer has delivered and checkpointed something, and a rotation
             # happened during its life. Then kill -9 it in the middle of its work.
             wait_until(lambda: mtime_ns(ck) != before_ck, "checkpoint write by the new tailer", tail)  # noqa: B023
             wait_until(lambda: rotations(status) > before_rot, "rotation", tail)  # noqa: B023
             os.kill(tail.pid, signal.SIGKILL)
             tail.wait(30)
+            before_ck = mtime_ns(ck)
             tail = start_tail(tmp_path)
         wait_until(lambda: rotations(status) >= MIN_ROTATIONS, f"{MIN_ROTATIONS} rotations", tail)
+        # SIGTERM only once this tailer is running (before that it dies of the signal, as any program).
+        wait_until(lambda: mtime_ns(ck) != before_ck, "checkpoint write by the last tailer", tail)
         stop.touch()
         out, _ = writer.communicate(timeout=120)
         written, rotated, gzipped = map(int, out.split())

@@ -126,6 +126,15 @@ class CheckpointStore:
             self._dirty = False
         atomic_write(self.path, payload)
 
+    def mark_started(self) -> float:
+        """Write the (possibly empty) store now, so the next start knows when this one ran
+        even if nothing gets acknowledged; returns that time."""
+        with self._lock:
+            self._dirty = True
+        self.save()
+        self.loaded_mtime = self.loaded_mtime or self.path.stat().st_mtime
+        return self.loaded_mtime
+
     def close(self) -> None:
         if self._lock_fh is not None:
             self._lock_fh.close()

@@ -102,6 +102,8 @@ class TailFront:
         # Compressed generations that appeared after this moment are new to us (read them);
         # older ones we never saw are history (skipped unless read_from_head).
         loaded = store.loaded_mtime if store is not None else None
+        if loaded is None and store is not None:
+            loaded = store.mark_started()
         self.cutoff = loaded if loaded is not None else time.time()
         self._scanned_once = False
         self._silent_wait = False  # the last wait ended without a file event
