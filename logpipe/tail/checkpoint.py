@@ -36,6 +36,7 @@ class CheckpointStore:
         self._dirty = False
         self._lock_fh = None
         self.loaded_mtime: float | None = None  # when the loaded file was last written
+        self.previous_start: float | None = None  # when a tailer last started on this store
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._take_lock()
         if reset:
@@ -46,6 +47,10 @@ class CheckpointStore:
 
     def _take_lock(self) -> None:
         lock_path = self.path.with_name(self.path.name + ".lock")
+        try:
+            previous = lock_path.stat().st_mtime
+        except FileNotFoundError:
+            previous = None
         fh = open(lock_path, "a+")  # noqa: SIM115 - held for the store's lifetime
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -55,6 +60,8 @@ class CheckpointStore:
                 f"checkpoint {self.path} is in use by another logpipe process (lock {lock_path})"
             ) from None
         self._lock_fh = fh
+        self.previous_start = previous
+        os.utime(lock_path)  # the next start learns when this one ran, even if nothing gets saved
 
     def _load(self) -> dict[str, dict[str, Any]]:
         try:
@@ -125,15 +132,6 @@ class CheckpointStore:
             payload = orjson.dumps({"version": 1, "files": self._entries}, option=orjson.OPT_INDENT_2)
             self._dirty = False
         atomic_write(self.path, payload)
-
-    def mark_started(self) -> float:
-        """Write the (possibly empty) store now, so the next start knows when this one ran
-        even if nothing gets acknowledged; returns that time."""
-        with self._lock:
-            self._dirty = True
-        self.save()
-        self.loaded_mtime = self.loaded_mtime or self.path.stat().st_mtime
-        return self.loaded_mtime
 
     def close(self) -> None:
         if self._lock_fh is not None:

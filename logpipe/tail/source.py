@@ -101,10 +101,8 @@ class TailFront:
         self.checks: dict[str, Check] = {}  # key -> check of the file's first bytes (identity.py)
         # Compressed generations that appeared after this moment are new to us (read them);
         # older ones we never saw are history (skipped unless read_from_head).
-        loaded = store.loaded_mtime if store is not None else None
-        if loaded is None and store is not None:
-            loaded = store.mark_started()
-        self.cutoff = loaded if loaded is not None else time.time()
+        last = (store.loaded_mtime or store.previous_start) if store is not None else None
+        self.cutoff = last if last is not None else time.time()
         self._scanned_once = False
         self._silent_wait = False  # the last wait ended without a file event
         self._missed = 0  # turns that found new data no event announced
