@@ -12,6 +12,7 @@ import os
 import time
 
 from logpipe.tail.fingerprint import HEAD_READ, fingerprint, prefix_length, read_head
+from logpipe.tail.identity import CHECK_BYTES
 from logpipe.tail.lines import LineBlock, LineSplitter
 
 _BINARY_MAGIC = (
@@ -48,6 +49,7 @@ class Follower:
         self.max_line_bytes = max_line_bytes
         self.key: str | None = None  # content fingerprint once the head is long enough
         self.head = b""  # the fingerprinted prefix, re-checked to spot rewrites
+        self.first = bytearray()  # the file's first bytes as read, up to CHECK_BYTES (identity check)
         self.splitter: LineSplitter | None = None
         self.last_growth = time.monotonic()
         self.gone = False  # the path no longer leads to this file (renamed away / deleted)
@@ -83,6 +85,7 @@ class Follower:
 
     def start(self, offset: int) -> None:
         self.splitter = LineSplitter(offset, self.max_line_bytes)
+        self.first = bytearray(read_head(self.fd, min(offset, CHECK_BYTES)) if offset else b"")
 
     @property
     def offset(self) -> int:
@@ -108,13 +111,17 @@ class Follower:
         """Forget the old content after a truncation; the next turn identifies the new one."""
         self.key = None
         self.head = b""
+        self.first = bytearray()
         self.splitter = None
         self.at_eof = False
 
     def read(self, max_bytes: int) -> tuple[LineBlock, int]:
         """Read up to `max_bytes` at the current offset; return complete lines and bytes read."""
         assert self.splitter is not None
-        data = os.pread(self.fd, max_bytes, self.splitter.offset)
+        start = self.splitter.offset
+        data = os.pread(self.fd, max_bytes, start)
+        if start == len(self.first) < CHECK_BYTES:
+            self.first += data[: CHECK_BYTES - start]
         self.at_eof = len(data) < max_bytes
         if data:
             self.last_growth = time.monotonic()

@@ -352,6 +352,10 @@ class TailFront:
             offset = 0
         f.start(offset)
         self._update_check(f)
+        if self.store is not None and self.store.get(key) is None:
+            # Known from the moment it is identified: if it is rotated and compressed before
+            # anything of it is acknowledged, a restart must not take it for old history.
+            self.store.set(key, offset, f.path, self.checks.get(key))
         inp = self.inputs_of[f.ident]
         sample = sample_lines(f.head_bytes(SAMPLE_BYTES)) if inp.format == "auto" else []
         self.streams[f.ident] = Stream(key=key, path=f.path, fp=key, input=inp, sample=sample)
@@ -378,15 +382,14 @@ class TailFront:
         return offset
 
     def _update_check(self, f: Follower) -> None:
-        """Extend the key's check over what has been read, up to CHECK_BYTES."""
+        """Extend the key's check over the first bytes read (as read: a copytruncate racing
+        the read cannot slip another file's bytes into it), up to CHECK_BYTES."""
         if not f.key:
             return
-        want = min(max(f.offset, len(f.head)), CHECK_BYTES)
+        first = bytes(f.first) if len(f.first) > len(f.head) else f.head
         cur = self.checks.get(f.key)
-        if cur is None or cur[0] < want:
-            head = f.head_bytes(want)
-            if len(head) == want:
-                self.checks[f.key] = make_check(head)
+        if cur is None or cur[0] < len(first):
+            self.checks[f.key] = make_check(first)
 
     @staticmethod
     def _same_content(a: Follower, b: Follower) -> bool:
@@ -445,7 +448,7 @@ class TailFront:
             return
         stream = self.streams[f.ident]
         block, n = f.read(budget)
-        if n and f.offset - n < CHECK_BYTES:
+        if n and len(f.first) < CHECK_BYTES:
             self._update_check(f)
         self._file_stats(f)
         if n:
