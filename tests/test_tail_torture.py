@@ -117,10 +117,13 @@ def test_kill_9_restarts_during_rotations_lose_and_duplicate_nothing(tmp_path: P
     logs = tmp_path / "logs"
     logs.mkdir()
     stop, status, ck = tmp_path / "stop", tmp_path / "rotations", tmp_path / "ck.json"
-    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(logs), str(stop), str(status), "10000"],
-                              stdout=subprocess.PIPE, text=True)
-    tail = start_tail(tmp_path)
+    (logs / "app.log").write_text('{"message":"start"}\n')
+    tail = start_tail(tmp_path)  # running before the writer: what it writes is not old history
+    writer: subprocess.Popen[str] | None = None
     try:
+        wait_until(ck.exists, "first checkpoint", tail)
+        writer = subprocess.Popen([sys.executable, "-c", WRITER, str(logs), str(stop), str(status), "10000"],
+                                  stdout=subprocess.PIPE, text=True)
         before_ck = mtime_ns(ck)
         for _ in range(KILLS):
             before_rot = rotations(status)
@@ -151,7 +154,7 @@ def test_kill_9_restarts_during_rotations_lose_and_duplicate_nothing(tmp_path: P
     finally:
         stop.touch()
         for proc in (writer, tail):
-            if proc.poll() is None:
+            if proc is not None and proc.poll() is None:
                 proc.kill()
                 proc.wait(10)
 
@@ -160,7 +163,7 @@ def test_kill_9_restarts_during_rotations_lose_and_duplicate_nothing(tmp_path: P
     for seg in sorted((tmp_path / "arch").rglob("*.ndjson.gz")):
         for line in gzip.decompress(seg.read_bytes()).splitlines():
             rec = json.loads(line)
-            if "event.kind" in rec:  # the sidecar's own metric/alert records
+            if "event.kind" in rec or rec["message"] == "start":  # the sidecar's own records; our marker
                 continue
             ids_of[rec["message"]].add(rec["_id"])
             count += 1

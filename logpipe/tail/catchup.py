@@ -11,7 +11,6 @@ the file (already complete, or never seen) leaves it alone.
 from __future__ import annotations
 
 import gzip
-import os
 from typing import BinaryIO
 
 from logpipe.tail.fingerprint import HEAD_READ, fingerprint
@@ -68,11 +67,3 @@ class GzCatchup:
         if self._fh is not None:
             self._fh.close()
             self._fh = None
-
-
-def identity(path: str) -> tuple[int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_dev, st.st_ino)

@@ -37,6 +37,9 @@ class CheckpointStore:
         self._lock_fh = None
         self.loaded_mtime: float | None = None  # when the loaded file was last written
         self.previous_start: float | None = None  # when a tailer last started on this store
+        # Wall time of the start of the last discovery scan after which every file found was
+        # identified (its key is in the store): files that appeared later were never seen.
+        self.surveyed: float | None = None
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._take_lock()
         if reset:
@@ -82,6 +85,9 @@ class CheckpointStore:
             for v in files.values()
         ):
             raise CheckpointError(f"checkpoint {self.path} is corrupt (unexpected structure); {hint}")
+        surveyed = data.get("surveyed")
+        if isinstance(surveyed, int | float) and not isinstance(surveyed, bool):
+            self.surveyed = float(surveyed)
         return files
 
     def get(self, key: str) -> int | None:
@@ -103,6 +109,11 @@ class CheckpointStore:
             if new_check is not None:
                 self._entries[key]["check"] = new_check
             self._dirty = True
+
+    def mark_surveyed(self, when: float) -> None:
+        """Saved with the next write (never forces one)."""
+        with self._lock:
+            self.surveyed = when
 
     def check(self, key: str) -> tuple[int, str] | None:
         with self._lock:
@@ -129,7 +140,10 @@ class CheckpointStore:
             if len(self._entries) > MAX_ENTRIES:
                 keep = sorted(self._entries.items(), key=lambda kv: kv[1].get("updated", 0))[-MAX_ENTRIES:]
                 self._entries = dict(keep)
-            payload = orjson.dumps({"version": 1, "files": self._entries}, option=orjson.OPT_INDENT_2)
+            doc: dict[str, Any] = {"version": 1, "files": self._entries}
+            if self.surveyed is not None:
+                doc["surveyed"] = self.surveyed
+            payload = orjson.dumps(doc, option=orjson.OPT_INDENT_2)
             self._dirty = False
         atomic_write(self.path, payload)
 

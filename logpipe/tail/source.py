@@ -30,7 +30,7 @@ from logpipe.config import Config, InputConfig
 from logpipe.stages import FileStats, PipelineStats
 from logpipe.tail import siblings
 from logpipe.tail import watcher as discovery
-from logpipe.tail.catchup import GzCatchup, gz_fingerprint, gz_head, identity
+from logpipe.tail.catchup import GzCatchup, gz_fingerprint, gz_head
 from logpipe.tail.checkpoint import CheckpointStore
 from logpipe.tail.files import is_gzip
 from logpipe.tail.fingerprint import HEAD_READ, fingerprint
@@ -42,8 +42,13 @@ from logpipe.tail.stream import LineChunk, Stream
 log = logging.getLogger("logpipe.tail")
 
 SAMPLE_BYTES = 65_536
+CLOCK_SLACK_S = 0.02  # file times use the kernel's coarse clock (one tick behind at most)
 TURN_BYTES = 8 * 1024 * 1024
 SAMPLE_LINES = 50
+
+
+def _gz_seen_id(st: os.stat_result) -> tuple[int, int, int, int]:
+    return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
 
 
 def _plain_head(path: str, size: int = HEAD_READ) -> bytes:
@@ -95,14 +100,18 @@ class TailFront:
         self.acked: dict[str, int] = {}  # key -> acknowledged offset (written by the sink thread)
         self.skipped: dict[tuple[int, int], str] = {}  # binary files, by identity
         self._warned: set[str] = set()
-        self.gz_seen: set[tuple[int, int]] = set()  # .gz generations already considered
+        # .gz generations already considered, by (dev, inode, mtime, size): a rename keeps it,
+        # a new file on a reused inode does not.
+        self.gz_seen: set[tuple[int, int, int, int]] = set()
         self.catchups: list[GzCatchup] = []
         self.catchup_streams: dict[tuple[int, int], Stream] = {}
         self.checks: dict[str, Check] = {}  # key -> check of the file's first bytes (identity.py)
         # Compressed generations that appeared after this moment are new to us (read them);
         # older ones we never saw are history (skipped unless read_from_head).
-        last = (store.loaded_mtime or store.previous_start) if store is not None else None
-        self.cutoff = last if last is not None else time.time()
+        last = (store.surveyed or store.loaded_mtime or store.previous_start) if store is not None else None
+        # File times come from a coarser clock than time.time(): slack errs on reading.
+        self.cutoff = (last if last is not None else time.time()) - CLOCK_SLACK_S
+        self._scan_wall: float | None = None  # wall time the last scan started
         self._scanned_once = False
         self._silent_wait = False  # the last wait ended without a file event
         self._missed = 0  # turns that found new data no event announced
@@ -187,26 +196,28 @@ class TailFront:
         """Read what was never read of a compressed generation.
 
         Its content is a checkpointed file's: read on from that offset. Content never seen:
-        read it all when the file appeared after the checkpoint's last write (rotated and
+        read it all when it was written after the checkpoint's last survey (rotated and
         compressed while the sidecar was down or behind); older history is skipped, counted
-        and logged once, unless the input sets `read_from_head`."""
-        ident = identity(path)
-        if ident is None or ident in self.gz_seen:
+        and logged once, unless the input sets `read_from_head`. The file's mtime, not its
+        ctime, says when: logrotate renames old generations (.1.gz -> .2.gz), which changes
+        their ctime but not their mtime."""
+        try:
+            st = os.stat(path)
+        except OSError:
+            return
+        ident, seen_id = (st.st_dev, st.st_ino), _gz_seen_id(st)
+        if seen_id in self.gz_seen:
             return
         fp = gz_fingerprint(path)
-        if fp is not None and any(f.key and fp_of(f.key) == fp and not f.closing for f in self.followers.values()):
-            return  # the plain file is still being read: look again later
         if fp is None:
             return  # empty, or still being written: look again later
-        self.gz_seen.add(ident)
         key, seen = self._resolve(fp, lambda n: gz_head(path, n), f"{ident[0]:x}.{ident[1]:x}", ())
+        if any(f.key == key and not f.closing for f in self.followers.values()):
+            return  # the plain file is still being read: look again later
+        self.gz_seen.add(seen_id)
         offset = self._offset_of(key) if seen else None
         if offset is None:
-            try:
-                appeared = os.stat(path).st_ctime
-            except OSError:
-                return
-            if appeared < self.cutoff and not inp.read_from_head:
+            if st.st_mtime < self.cutoff and not inp.read_from_head:
                 self.stats.skipped_files[path] = "compressed history never read (older than the checkpoint)"
                 self._warn_once("old-gz", f"{path}: compressed generation older than the checkpoint and never read "
                                 "by this sidecar, skipped (and any others like it; they are counted in the summary); "
@@ -260,10 +271,10 @@ class TailFront:
         except OSError:
             return
         ident = (st.st_dev, st.st_ino)
-        if ident in self.followers or ident in self.gz_seen:
+        if ident in self.followers or _gz_seen_id(st) in self.gz_seen:
             return
         if gz:
-            self.gz_seen.add(ident)
+            self.gz_seen.add(_gz_seen_id(st))
             if siblings.gz_size_hint(path) != offset % (1 << 32):
                 self._start_catchup(path, ident, key, offset, inp)
             return
@@ -401,6 +412,7 @@ class TailFront:
         """One fair turn over every open file."""
         now = time.monotonic()
         if not self._scanned_once or (not self.once and self.watcher.scan_due(now)):
+            self._scan_wall = time.time()
             self.scan()
         chunks: list[LineChunk] = []
         budget = self.pcfg.read_chunk_bytes
@@ -421,6 +433,10 @@ class TailFront:
                 break
         if self.catchups and taken < turn_budget:
             self._catch_up(budget, chunks)
+        if self._scan_wall is not None and self.store is not None and all(
+                f.key or f.closing for f in self.followers.values()):
+            self.store.mark_surveyed(self._scan_wall)  # everything that scan found is in the store
+            self._scan_wall = None
         if served and len(self.order) > 1:
             self.order.rotate(-served)  # the next turn starts with the files not served now
         if self._silent_wait:
