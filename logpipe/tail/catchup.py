@@ -4,8 +4,8 @@
 generation that was compressed before the tailer finished reading it (it was down or far
 behind when logrotate ran): its content fingerprint matches a checkpoint whose offset is
 short of its end. Then exactly the unread rest is read, under the same stream key, so the
-records get the same ids they would have had from the plain file. Everything else about
-the file (already complete, or never seen) leaves it alone.
+records get the same ids they would have had from the plain file. A generation never
+seen is read from 0 only when TailFront judges it new (see `TailFront._discover_gz`).
 """
 
 from __future__ import annotations

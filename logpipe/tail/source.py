@@ -9,9 +9,14 @@ the others. Rotation handling:
     glob it is recognised by its fingerprint and read on from where the original stopped.
   * deletion / renamed out of the glob: read to the end, kept open until everything read
     is acknowledged and `rotate_wait_s` passed without growth, then closed.
-  * `.gz` generations are not tailed: they are copies of data already read. Only one
-    compressed before it was fully read (tailer down or behind) has its unread rest read,
-    recognised by fingerprint and checkpoint (logpipe.tail.catchup).
+  * `.gz` generations are not tailed: they are copies of data already read. One compressed
+    before it was fully read (tailer down or behind) has its unread rest read, recognised
+    by fingerprint and checkpoint (logpipe.tail.catchup); one never seen is read whole if
+    it was written after the checkpoint's last survey, else skipped as old history.
+  * rotated while down and out of the globs: at start, each checkpointed file no longer at
+    its path is looked for among its rotated siblings (logpipe.tail.siblings).
+  * files sharing their first line get told apart by a check of their first bytes
+    (logpipe.tail.identity).
 Acknowledged offsets go to the checkpoint store (sink thread); a restart resumes there.
 """
 
