@@ -47,6 +47,8 @@ class InputConfig:
     tz: str = _f("UTC", "Time zone of naive timestamps in these files (IANA name).")
     service: str = _f("", "service for records that carry none (e.g. nginx logs).")
     tags: list[str] = _f([], "Extra tags added to every record from these files.")
+    read_from_head: bool = _f(False, "Also read compressed generations this sidecar never saw that are older "
+                              "than its checkpoint (by default skipped, counted and logged).")
     multiline: MultilineConfig = field(default_factory=MultilineConfig, metadata={"help": "Multi-line joining."})
 
 

@@ -4,28 +4,31 @@
 generation that was compressed before the tailer finished reading it (it was down or far
 behind when logrotate ran): its content fingerprint matches a checkpoint whose offset is
 short of its end. Then exactly the unread rest is read, under the same stream key, so the
-records get the same ids they would have had from the plain file. Everything else about
-the file (already complete, or never seen) leaves it alone.
+records get the same ids they would have had from the plain file. A generation never
+seen is read from 0 only when TailFront judges it new (see `TailFront._discover_gz`).
 """
 
 from __future__ import annotations
 
 import gzip
-import os
 from typing import BinaryIO
 
 from logpipe.tail.fingerprint import HEAD_READ, fingerprint
 from logpipe.tail.lines import LineBlock, LineSplitter
 
 
-def gz_fingerprint(path: str) -> str | None:
-    """Content fingerprint of the decompressed head (None if unreadable or empty)."""
+def gz_head(path: str, size: int = HEAD_READ) -> bytes:
+    """The first `size` decompressed bytes (fewer when the file is shorter or damaged)."""
     try:
         with gzip.open(path, "rb") as fh:
-            head = fh.read(HEAD_READ)
-    except (OSError, EOFError):
-        return None
-    return fingerprint(head, at_eof=True)
+            return fh.read(size)
+    except (OSError, EOFError, gzip.BadGzipFile):
+        return b""
+
+
+def gz_fingerprint(path: str) -> str | None:
+    """Content fingerprint of the decompressed head (None if unreadable or empty)."""
+    return fingerprint(gz_head(path), at_eof=True)
 
 
 class GzCatchup:
@@ -64,11 +67,3 @@ class GzCatchup:
         if self._fh is not None:
             self._fh.close()
             self._fh = None
-
-
-def identity(path: str) -> tuple[int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_dev, st.st_ino)

@@ -35,6 +35,11 @@ class CheckpointStore:
         self._entries: dict[str, dict[str, Any]] = {}
         self._dirty = False
         self._lock_fh = None
+        self.loaded_mtime: float | None = None  # when the loaded file was last written
+        self.previous_start: float | None = None  # when a tailer last started on this store
+        # Wall time of the start of the last discovery scan after which every file found was
+        # identified (its key is in the store): files that appeared later were never seen.
+        self.surveyed: float | None = None
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._take_lock()
         if reset:
@@ -45,6 +50,10 @@ class CheckpointStore:
 
     def _take_lock(self) -> None:
         lock_path = self.path.with_name(self.path.name + ".lock")
+        try:
+            previous = lock_path.stat().st_mtime
+        except FileNotFoundError:
+            previous = None
         fh = open(lock_path, "a+")  # noqa: SIM115 - held for the store's lifetime
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -54,10 +63,13 @@ class CheckpointStore:
                 f"checkpoint {self.path} is in use by another logpipe process (lock {lock_path})"
             ) from None
         self._lock_fh = fh
+        self.previous_start = previous
+        os.utime(lock_path)  # the next start learns when this one ran, even if nothing gets saved
 
     def _load(self) -> dict[str, dict[str, Any]]:
         try:
             raw = self.path.read_bytes()
+            self.loaded_mtime = self.path.stat().st_mtime
         except FileNotFoundError:
             return {}
         except OSError as exc:
@@ -73,6 +85,9 @@ class CheckpointStore:
             for v in files.values()
         ):
             raise CheckpointError(f"checkpoint {self.path} is corrupt (unexpected structure); {hint}")
+        surveyed = data.get("surveyed")
+        if isinstance(surveyed, int | float) and not isinstance(surveyed, bool):
+            self.surveyed = float(surveyed)
         return files
 
     def get(self, key: str) -> int | None:
@@ -80,13 +95,38 @@ class CheckpointStore:
             entry = self._entries.get(key)
             return None if entry is None else int(entry["offset"])
 
-    def set(self, key: str, offset: int, path: str = "") -> None:
+    def set(self, key: str, offset: int, path: str = "", check: tuple[int, str] | None = None) -> None:
+        """`check` (length, hash of the file's first bytes) tells apart files with the same
+        first line (logpipe.tail.identity); an entry keeps its last one when none is given."""
         with self._lock:
             entry = self._entries.get(key)
-            if entry is not None and entry["offset"] == offset and entry.get("path") == path:
+            old_check = entry.get("check") if entry is not None else None
+            new_check = list(check) if check is not None else old_check
+            if (entry is not None and entry["offset"] == offset and entry.get("path") == path
+                    and old_check == new_check):
                 return
             self._entries[key] = {"offset": offset, "path": path, "updated": round(time.time(), 3)}
+            if new_check is not None:
+                self._entries[key]["check"] = new_check
             self._dirty = True
+
+    def mark_surveyed(self, when: float) -> None:
+        """Saved with the next write (never forces one)."""
+        with self._lock:
+            self.surveyed = when
+
+    def check(self, key: str) -> tuple[int, str] | None:
+        with self._lock:
+            entry = self._entries.get(key)
+        raw = entry.get("check") if entry is not None else None
+        if isinstance(raw, list) and len(raw) == 2 and isinstance(raw[0], int) and isinstance(raw[1], str):
+            return (raw[0], raw[1])
+        return None
+
+    def keys_for(self, fp: str) -> list[str]:
+        """Keys of this content fingerprint: the bare one and those of colliding files."""
+        with self._lock:
+            return [k for k in self._entries if k == fp or k.startswith(fp + ".")]
 
     def entries(self) -> dict[str, dict[str, Any]]:
         with self._lock:
@@ -100,7 +140,10 @@ class CheckpointStore:
             if len(self._entries) > MAX_ENTRIES:
                 keep = sorted(self._entries.items(), key=lambda kv: kv[1].get("updated", 0))[-MAX_ENTRIES:]
                 self._entries = dict(keep)
-            payload = orjson.dumps({"version": 1, "files": self._entries}, option=orjson.OPT_INDENT_2)
+            doc: dict[str, Any] = {"version": 1, "files": self._entries}
+            if self.surveyed is not None:
+                doc["surveyed"] = self.surveyed
+            payload = orjson.dumps(doc, option=orjson.OPT_INDENT_2)
             self._dirty = False
         atomic_write(self.path, payload)
 

@@ -2,8 +2,8 @@
 
 The fingerprint hashes a prefix of the file that never changes once written: its first
 line (at least MIN_BYTES, so a file can be read as soon as one line is complete), capped at
-MAX_BYTES. Two different files that start with the same line are told apart by the
-follower (it compares more content and, if they differ, adds device/inode to the key). It depends only on content, so a `.gz` copy of a file
+MAX_BYTES. Two different files that start with the same line are told apart by a check of
+their first bytes kept in the checkpoint (identity.py). It depends only on content, so a `.gz` copy of a file
 gets the same fingerprint (and hence the same record ids) as the original, while a new file
 that reuses an old inode gets a different one.
 """

@@ -12,6 +12,7 @@ import os
 import time
 
 from logpipe.tail.fingerprint import HEAD_READ, fingerprint, prefix_length, read_head
+from logpipe.tail.identity import CHECK_BYTES
 from logpipe.tail.lines import LineBlock, LineSplitter
 
 _BINARY_MAGIC = (
@@ -19,6 +20,8 @@ _BINARY_MAGIC = (
     b"\xfd7zXZ", b"(\xb5/\xfd", b"SQLite format 3",
 )
 _TEXT_CONTROLS = frozenset(b"\t\n\r\f\b\x1b")
+LAST_BYTES = 64
+FIRST_EXTRA = 512  # bytes past the first line compared each turn
 
 
 def looks_binary(head: bytes) -> str | None:
@@ -48,6 +51,8 @@ class Follower:
         self.max_line_bytes = max_line_bytes
         self.key: str | None = None  # content fingerprint once the head is long enough
         self.head = b""  # the fingerprinted prefix, re-checked to spot rewrites
+        self.first = bytearray()  # the file's first bytes as read, up to CHECK_BYTES (identity check)
+        self.last = b""  # the last bytes read, just before the offset (rewrite check)
         self.splitter: LineSplitter | None = None
         self.last_growth = time.monotonic()
         self.gone = False  # the path no longer leads to this file (renamed away / deleted)
@@ -83,6 +88,9 @@ class Follower:
 
     def start(self, offset: int) -> None:
         self.splitter = LineSplitter(offset, self.max_line_bytes)
+        self.first = bytearray(read_head(self.fd, min(offset, CHECK_BYTES)) if offset else b"")
+        n = min(offset, LAST_BYTES)
+        self.last = os.pread(self.fd, n, offset - n) if n else b""
 
     @property
     def offset(self) -> int:
@@ -102,19 +110,32 @@ class Follower:
             return False
         if self.stat_size() < self.splitter.offset:
             return True
-        return bool(self.head) and read_head(self.fd, len(self.head)) != self.head
+        first = self.head if len(self.first) <= len(self.head) else bytes(self.first[: len(self.head) + FIRST_EXTRA])
+        if first and read_head(self.fd, len(first)) != first:
+            return True  # the beginning changed (beyond the first line: headers are shared)
+        # Truncated and written past our offset again between two looks, with the same first
+        # line (a header): the bytes just before the offset are no longer the ones we read.
+        end = self.splitter.offset
+        return bool(self.last) and os.pread(self.fd, len(self.last), end - len(self.last)) != self.last
 
     def reset(self) -> None:
         """Forget the old content after a truncation; the next turn identifies the new one."""
         self.key = None
         self.head = b""
+        self.first = bytearray()
+        self.last = b""
         self.splitter = None
         self.at_eof = False
 
     def read(self, max_bytes: int) -> tuple[LineBlock, int]:
         """Read up to `max_bytes` at the current offset; return complete lines and bytes read."""
         assert self.splitter is not None
-        data = os.pread(self.fd, max_bytes, self.splitter.offset)
+        start = self.splitter.offset
+        data = os.pread(self.fd, max_bytes, start)
+        if start == len(self.first) < CHECK_BYTES:
+            self.first += data[: CHECK_BYTES - start]
+        if data:
+            self.last = (self.last + data[-LAST_BYTES:])[-LAST_BYTES:]
         self.at_eof = len(data) < max_bytes
         if data:
             self.last_growth = time.monotonic()

@@ -14,12 +14,16 @@ import glob
 import logging
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
+
+from logpipe.tail.walk import walk_glob
 
 log = logging.getLogger("logpipe.tail")
 
-#: Compressed generations are never tailed: they are copies of data already read.
-ALWAYS_EXCLUDED = ("*.gz", "*.bz2", "*.xz", "*.zst", "*.zip")
+#: Compressed generations are never tailed: they are copies of data already read. Temp
+#: files (a rotator's `app.log.1.gz.tmp` while it compresses) are never logs.
+ALWAYS_EXCLUDED = ("*.gz", "*.bz2", "*.xz", "*.zst", "*.zip", "*.tmp", "*.part", "*.swp", "*~")
 
 
 def _is_glob(pattern: str) -> bool:
@@ -49,12 +53,16 @@ def excluded(path: str, patterns: list[str]) -> bool:
     return False
 
 
-def expand(pattern: str, exclude: list[str], gz: bool = False) -> list[str]:
+def expand(pattern: str, exclude: list[str], gz: bool = False,
+           on_loop: Callable[[str], None] | None = None) -> list[str]:
     """Regular files the pattern matches now (plain paths included only if they exist).
 
-    `gz=True` lists the `.gz` generations instead (never tailed; see TailFront catch-up)."""
-    if _is_glob(pattern):
-        candidates = sorted(glob.glob(pattern, recursive=True))
+    `gz=True` lists the `.gz` generations instead (never tailed; see TailFront catch-up).
+    A `**` pattern enters each directory once (`on_loop` hears of a directory met again)."""
+    if "**" in pattern:
+        candidates = walk_glob(pattern, on_loop)
+    elif _is_glob(pattern):
+        candidates = sorted(glob.glob(pattern))
     else:
         candidates = [pattern]
     out = []
