@@ -29,3 +29,18 @@ def es_url() -> str:
     if proc.returncode != 0:
         pytest.fail(f"could not start Elasticsearch (scripts/elasticsearch.sh start):\n{proc.stderr[-3000:]}")
     return proc.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture(scope="session")
+def es_cluster():  # noqa: ANN201 - tests/es_cluster.py's EsCluster
+    """A private 3-node cluster (scripts/elasticsearch.sh --nodes 3, ports 9411+), started fresh
+    for the session and stopped after it; never the node LOGPIPE_TEST_ES_URL names."""
+    from es_cluster import ClusterError, EsCluster
+
+    cluster = EsCluster()
+    try:
+        cluster.start(fresh=True)
+    except ClusterError as exc:
+        pytest.fail(str(exc))
+    yield cluster
+    cluster.stop()

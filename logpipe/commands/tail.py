@@ -50,6 +50,7 @@ def build_config(config_file: str | None, paths: tuple[str, ...], *, sink: str |
             inp.tz = tz
     if sink:
         cfg.sink.url = sink
+        cfg.sink.urls = []  # the flag wins over the file's node list
     if checkpoint:
         cfg.pipeline.checkpoint_path = checkpoint
     return cfg
@@ -235,4 +236,14 @@ def summary(stats: Any, target: str) -> str:
         parts.append(f"{n:,} dropped ({reason})")
     if stats.skipped_files:
         parts.append(f"{len(stats.skipped_files)} files skipped")
-    return "logpipe tail: " + ", ".join(parts)
+    return "logpipe tail: " + ", ".join(parts) + rerouted_note(stats)
+
+
+def rerouted_note(stats: Any) -> str:
+    """`; 3 requests retried on other nodes (1 of 3 down)` for a sink with several nodes."""
+    nodes = dict(stats.sink_nodes)
+    if len(nodes) < 2 and not stats.sink_rerouted:
+        return ""
+    down = sum(1 for up in nodes.values() if not up)
+    return (f"; {stats.sink_rerouted:,} requests retried on other nodes"
+            + (f" ({down} of {len(nodes)} down at the end)" if down else ""))

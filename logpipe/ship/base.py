@@ -33,6 +33,7 @@ class SendResult:
     duplicates: int = 0  # already present (e.g. Elasticsearch 409 on create): counted as delivered
     dead_lettered: int = 0
     retries: int = 0
+    rerouted: int = 0  # requests sent again to another node/server after theirs failed
     errors: list[str] = field(default_factory=list)
 
     def merge(self, other: SendResult) -> None:
@@ -40,6 +41,7 @@ class SendResult:
         self.duplicates += other.duplicates
         self.dead_lettered += other.dead_lettered
         self.retries += other.retries
+        self.rerouted += other.rerouted
         self.errors.extend(other.errors)
 
 
@@ -64,6 +66,11 @@ class Sink(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections and files."""
+
+    def node_states(self) -> dict[str, bool]:
+        """Each destination node's health (masked URL -> up), a live view the sink keeps
+        current; empty for a sink with a single destination."""
+        return {}
 
     def describe(self) -> str:
         """A human-readable target with credentials masked, for status lines and errors."""

@@ -10,7 +10,7 @@ from logpipe.ship.base import Sink, SinkConfigError
 
 def make_sink(cfg: SinkConfig) -> Sink:
     """Build the sink `cfg.url` names; a bad scheme or port is a SinkConfigError naming it."""
-    url = cfg.url.strip()
+    url = cfg.urls[0].strip() if cfg.urls else cfg.url.strip()
     if url == "-":
         from logpipe.ship.stdout import StdoutSink
 
