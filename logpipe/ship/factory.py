@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from urllib.parse import urlsplit
 
 from logpipe.config import SinkConfig
@@ -21,9 +22,13 @@ def make_sink(cfg: SinkConfig) -> Sink:
         return ArchiveSink(cfg)
     scheme = urlsplit(url).scheme.lower()
     if scheme in ("forward", "forwards", "tcp", "tls"):
+        if len(cfg.urls) > 1 or "," in cfg.url or "weight=" in url:
+            from logpipe.ship.forward_balance import BalancedForwardSink
+
+            return BalancedForwardSink(cfg)  # several active servers, load balanced by weight
         from logpipe.ship.forward import ForwardSink
 
-        return ForwardSink(cfg)
+        return ForwardSink(dataclasses.replace(cfg, url=url, urls=[]))
     if scheme in ("http", "https"):
         from logpipe.ship.elastic import ElasticSink
 
