@@ -19,6 +19,7 @@ from pathlib import Path
 import orjson
 import psutil
 import pytest
+from elastic_transport import TransportError
 
 from elasticsearch import ApiError, Elasticsearch
 from logpipe.es.setup import load_assets, run_setup
@@ -79,7 +80,7 @@ def test_replay_while_a_node_is_killed_and_restarted_lands_every_line_once(es_cl
                 pass
             try:
                 return _indexed(client, pattern, refresh=False) >= n  # searchable within refresh_interval
-            except ApiError:  # e.g. 503 while the new index's shards start
+            except (ApiError, TransportError):  # 503 while the new index's shards start; the killed node
                 return False
         return check
 
