@@ -66,7 +66,7 @@ class PipelineConfig:
 @dataclass
 class SinkConfig:
     url: str = _f("file:logpipe-archive", "'-' (stdout), file:DIR (archive), forward://h:24224, forwards://h:24224 (TLS), http(s)://h:9200 (Elasticsearch; several nodes comma-separated).")
-    urls: list[str] = _f([], "Elasticsearch: the cluster's node URLs (one scheme); used instead of url when set. Bulk requests go round robin to the live ones.")
+    urls: list[str] = _f([], "Several destinations used instead of url: Elasticsearch nodes of one cluster (round robin over live ones), or active forward servers load balanced by weight ('forward://h:24224?weight=60').")
     standby: list[str] = _f([], "Forward: standby servers tried when the primary fails (out_forward style).")
     tag: str = _f("logpipe.{service}.{kind}", "Forward: tag template; kind = access | error | app | metric | alert.")
     shared_key: str = _f("", "Forward: HELO/PING shared key.", secret=True, env="LOGPIPE_FLUENTD_SHARED_KEY")

@@ -23,7 +23,7 @@ from fluentd_receiver import FluentdReceiver
 from elasticsearch import Elasticsearch
 from logpipe.es.setup import load_assets, run_setup
 
-pytestmark = [pytest.mark.es, pytest.mark.cluster]
+pytestmark = pytest.mark.cluster
 REPO = Path(__file__).resolve().parents[1]
 SIDECARS = 16
 LINES = 5000
@@ -69,6 +69,7 @@ def _run_fleet(tmp_path: Path, service: str, sink: str) -> dict[int, int]:
     return peaks
 
 
+@pytest.mark.es
 def test_sixteen_sidecars_into_the_cluster_make_exactly_one_document_per_line(es_cluster, tmp_path: Path) -> None:  # noqa: ANN001
     client = Elasticsearch(es_cluster.urls, request_timeout=30, max_retries=2, retry_on_timeout=True)
     run_setup(client, load_assets())
