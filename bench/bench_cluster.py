@@ -9,8 +9,7 @@ that process's CPU from `os.wait4`; receiver and Elasticsearch CPU come from psu
 - sidecar -> forward receiver: plus msgpack packing and acks; receiver = tests/fluentd_receiver.py
   (Python, in this process), a stand-in for an aggregator, *not* Fluentd
 - sidecar -> Elasticsearch: each `--es` target (one URL, or a comma-separated cluster); ES CPU is
-  summed over the node processes given by `--es-pids` (comma-separated; default: the pid files of
-  scripts/elasticsearch.sh for 9200 and the --nodes 3 cluster on 9401)
+  summed over the processes listening on the target's ports (run as root or as their user)
 
     python bench/bench_cluster.py --lines 200000 --es http://127.0.0.1:9200 \
         --es http://127.0.0.1:9401,http://127.0.0.1:9402,http://127.0.0.1:9403
@@ -35,6 +34,7 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from fluentd_receiver import FluentdReceiver  # noqa: E402
 
+BASE = [0.0, 0.0]  # wall and CPU seconds of a replay process that ships one line (start-up)
 CACHE = Path(os.environ.get("LOGPIPE_CACHE", Path.home() / ".cache" / "logpipe")) / "es"
 
 
@@ -66,14 +66,13 @@ def replay(path: Path, sink: str, cwd: Path) -> tuple[float, float]:
     return wall, usage.ru_utime + usage.ru_stime
 
 
-def default_es_pids() -> list[int]:
-    pids = []
-    for f in [CACHE / "es-9200.pid", *sorted((CACHE / "cluster-9401").glob("node-*/es.pid"))]:
-        try:
-            pids.append(int(f.read_text().strip()))
-        except (OSError, ValueError):
-            pass
-    return [p for p in pids if psutil.pid_exists(p)]
+def listening_pids(urls: str) -> list[int]:
+    """The processes listening on the ports of `urls` (the Elasticsearch nodes of a target)."""
+    from urllib.parse import urlsplit
+
+    ports = {urlsplit(u).port or 9200 for u in urls.split(",")}
+    return sorted({c.pid for c in psutil.net_connections(kind="tcp")
+                   if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port in ports and c.pid})
 
 
 def cpu_of(pids: list[int]) -> float:
@@ -88,6 +87,7 @@ def cpu_of(pids: list[int]) -> float:
 
 
 def row(name: str, lines: int, wall: float, cpu: float, other: str = "") -> None:
+    wall, cpu = max(0.001, wall - BASE[0]), max(0.001, cpu - BASE[1])
     print(f"| {name} | {lines:,} | {wall:.1f} | {lines / wall:,.0f} | {cpu / lines * 1e6:.1f} | "
           f"{lines / cpu:,.0f} | {other} |", flush=True)
 
@@ -96,15 +96,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--lines", type=int, default=200_000)
     ap.add_argument("--es", action="append", default=[], help="Elasticsearch URL(s); repeat for several targets")
-    ap.add_argument("--es-pids", default="", help="comma-separated Elasticsearch pids (CPU accounting)")
     args = ap.parse_args()
-    es_pids = [int(p) for p in args.es_pids.split(",") if p] or default_es_pids()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         service = f"bench{uuid.uuid4().hex[:6]}"
         size = write_lines(work / "app.log", args.lines, service)
         print(f"{args.lines:,} lines, {size / args.lines:.0f} B/line; load average {os.getloadavg()[0]:.1f} "
               f"on {os.cpu_count()} cores")
+        write_lines(work / "one.log", 1, service)
+        base_wall, base_cpu = replay(work / "one.log", "-", work)
+        BASE[:] = [base_wall, base_cpu]
+        print(f"start-up of a replay process (1 line): {base_wall:.2f} s wall, {base_cpu:.2f} s CPU "
+              "(subtracted from every row below)")
         print("| path | lines | wall s | lines/s (wall) | sidecar CPU µs/line | lines per sidecar CPU-s | other |")
         print("|---|---|---|---|---|---|---|")
         wall, cpu = replay(work / "app.log", "-", work)
@@ -119,6 +122,7 @@ def main() -> None:
             row("sidecar -> forward receiver", args.lines, wall, cpu,
                 f"receiver (Python test receiver) {rx_cpu / args.lines * 1e6:.1f} µs/record")
         for target in args.es:
+            es_pids = listening_pids(target)
             es_before = cpu_of(es_pids)
             wall, cpu = replay(work / "app.log", target, work)
             es_cpu = cpu_of(es_pids) - es_before

@@ -204,6 +204,7 @@ C_DIR="${LOGPIPE_ES_CLUSTER_DIR:-$CACHE/cluster-$C_HTTP}"
 C_NAME="logpipe-cluster-$C_HTTP"
 
 node_http() { echo $((C_HTTP + $1 - 1)); }
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 node_url() { echo "http://127.0.0.1:$(node_http "$1")"; }
 node_pid_file() { echo "$C_DIR/node-$1/es.pid"; }
 
@@ -243,20 +244,20 @@ start_node() {
   http="$(node_http "$i")"
   transport=$((C_TRANSPORT + i - 1))
   dir="$C_DIR/node-$i"
-  if curl -fsS --max-time 2 "http://127.0.0.1:$http" >/dev/null 2>&1; then
-    die "something else already answers on port $http; set LOGPIPE_ES_CLUSTER_HTTP_PORT"
+  if port_busy "$http" || port_busy "$transport"; then
+    die "port $http or $transport is already in use (another node, or an orphan of an earlier run?); set LOGPIPE_ES_CLUSTER_HTTP_PORT"
   fi
   for j in $(seq 1 "$NODES"); do
     seeds+="${seeds:+,}127.0.0.1:$((C_TRANSPORT + j - 1))"
     masters+="${masters:+,}node-$j"
   done
   mkdir -p "$dir/data" "$dir/logs"
-  rm -f "$dir/es.pid" "$dir/logs/es.pid"
+  rm -f "$dir/es.pid"
   prepare_user "$C_DIR"
   java_home="$(find_java)"
   log "starting node-$i of $C_NAME: http $http, transport $transport (heap $C_HEAP)"
   run_es ES_JAVA_HOME="$java_home" ES_JAVA_OPTS="-Xms$C_HEAP -Xmx$C_HEAP" ES_PATH_CONF="$HOME_DIR/config" \
-    "$HOME_DIR/bin/elasticsearch" -d -p "$dir/logs/es.pid" \
+    "$HOME_DIR/bin/elasticsearch" -d -p "$dir/es.pid" \
     -Ecluster.name="$C_NAME" -Enode.name="node-$i" -Enetwork.host=127.0.0.1 \
     -Ehttp.port="$http" -Etransport.port="$transport" \
     -Ediscovery.seed_hosts="$seeds" -Ecluster.initial_master_nodes="$masters" \
@@ -275,16 +276,17 @@ cluster_start() {
     rm -rf "$C_DIR"
   fi
   mkdir -p "$C_DIR"
-  for i in $(seq 1 "$NODES"); do
+  local jobs=() failed=0 job
+  for i in $(seq 1 "$NODES"); do  # in parallel: each `-d` start waits for its JVM to come up
     node_alive "$i" && continue
-    start_node "$i"
+    start_node "$i" &
+    jobs+=("$!")
     started+=("$i")
   done
-  for i in "${started[@]}"; do  # -d forks: the pid file appears once the JVM runs
-    local f="$C_DIR/node-$i/logs/es.pid" k
-    for k in $(seq 1 100); do [[ -s "$f" ]] && break; sleep 0.2; done
-    [[ -s "$f" ]] || die "no pid file for node-$i (log: $C_DIR/node-$i/logs)"
-    cp "$f" "$(node_pid_file "$i")"
+  for job in "${jobs[@]}"; do wait "$job" || failed=1; done
+  (( failed == 0 )) || die "a node failed to start (see above); the others keep running until 'stop --nodes $NODES'"
+  for i in "${started[@]}"; do  # -d returns once the node runs; it wrote its own pid file
+    [[ -s "$(node_pid_file "$i")" ]] || die "no pid file for node-$i (log: $C_DIR/node-$i/logs)"
   done
   local deadline=$((SECONDS + WAIT_S))
   while (( SECONDS < deadline )); do
@@ -309,7 +311,7 @@ cluster_stop() {
     for k in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
     if kill -0 "$pid" 2>/dev/null; then log "node pid $pid still running after 30s; KILL"; kill -KILL "$pid" || true; fi
   done
-  rm -f "$C_DIR"/node-*/es.pid "$C_DIR"/node-*/logs/es.pid
+  rm -f "$C_DIR"/node-*/es.pid
   log "stopped ${#pids[@]} node(s) of $C_NAME"
 }
 

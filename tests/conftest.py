@@ -41,6 +41,7 @@ def es_cluster():  # noqa: ANN201 - tests/es_cluster.py's EsCluster
     try:
         cluster.start(fresh=True)
     except ClusterError as exc:
+        cluster.stop()  # the nodes that did start
         pytest.fail(str(exc))
     yield cluster
     cluster.stop()
