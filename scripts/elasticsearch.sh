@@ -244,6 +244,11 @@ start_node() {
   http="$(node_http "$i")"
   transport=$((C_TRANSPORT + i - 1))
   dir="$C_DIR/node-$i"
+  local k
+  for k in $(seq 1 60); do  # a node just killed -9 holds its ports until its threads are gone
+    port_busy "$http" || port_busy "$transport" || break
+    sleep 0.5
+  done
   if port_busy "$http" || port_busy "$transport"; then
     die "port $http or $transport is already in use (another node, or an orphan of an earlier run?); set LOGPIPE_ES_CLUSTER_HTTP_PORT"
   fi
