@@ -3,7 +3,7 @@
 Every line must end in the indices exactly once, the sidecar's memory must stay bounded and
 its summary must say how many bulk requests went to another node. LOGPIPE_CLUSTER_LINES
 (default 100k) sizes the run: the 500k-line run is the opt-in benchmark,
-`LOGPIPE_CLUSTER_LINES=500000 pytest -s tests/test_es_cluster.py -k kill`.
+`LOGPIPE_CLUSTER_LINES=500000 pytest -s --timeout 1800 tests/test_es_cluster.py -k kill`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from elastic_transport import TransportError
 from elasticsearch import ApiError, Elasticsearch
 from logpipe.es.setup import load_assets, run_setup
 
-pytestmark = [pytest.mark.es, pytest.mark.cluster]
+pytestmark = [pytest.mark.es, pytest.mark.cluster, pytest.mark.timeout(900)]  # incl. starting the cluster
 REPO = Path(__file__).resolve().parents[1]
 LINES = int(os.environ.get("LOGPIPE_CLUSTER_LINES", "100000"))
 RSS_LIMIT_MB = 300  # the replay's in-flight window is bounded; the file is ~25 MB per 100k lines

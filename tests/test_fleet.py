@@ -23,7 +23,7 @@ from fluentd_receiver import FluentdReceiver
 from elasticsearch import Elasticsearch
 from logpipe.es.setup import load_assets, run_setup
 
-pytestmark = pytest.mark.cluster
+pytestmark = [pytest.mark.cluster, pytest.mark.timeout(600)]
 REPO = Path(__file__).resolve().parents[1]
 SIDECARS = 16
 LINES = 5000

@@ -110,7 +110,7 @@ class BalancedForwardSink(Sink):
     def describe(self) -> str:
         active = [f"{m.url} (weight {m.weight})" for m in self.members if not m.standby]
         standby = sum(m.standby for m in self.members)
-        return "forward " + ", ".join(active) + (f" (+{standby} standby)" if standby else "")
+        return ", ".join(active) + (f" (+{standby} standby)" if standby else "")
 
     def node_states(self) -> dict[str, bool]:
         return self.states
