@@ -69,7 +69,8 @@ class PipelineConfig:
 
 @dataclass
 class SinkConfig:
-    url: str = _f("file:logpipe-archive", "'-' (stdout), null: (discard, acknowledged), file:DIR (archive), forward://h:24224, forwards://h:24224 (TLS), http(s)://h:9200 (Elasticsearch).")
+    url: str = _f("file:logpipe-archive", "'-' (stdout), null: (discard, acknowledged), file:DIR (archive), forward://h:24224, forwards://h:24224 (TLS), http(s)://h:9200 (Elasticsearch; several nodes comma-separated).")
+    urls: list[str] = _f([], "Several destinations used instead of url: Elasticsearch nodes of one cluster (round robin over live ones), or active forward servers load balanced by weight ('forward://h:24224?weight=60').")
     standby: list[str] = _f([], "Forward: standby servers tried when the primary fails (out_forward style).")
     tag: str = _f("logpipe.{service}.{kind}", "Forward: tag template; kind = access | error | app | metric | alert.")
     shared_key: str = _f("", "Forward: HELO/PING shared key.", secret=True, env="LOGPIPE_FLUENTD_SHARED_KEY")
@@ -87,6 +88,8 @@ class SinkConfig:
     max_batch_bytes: int = _f(5 * 1024 * 1024, "Elasticsearch: bulk request size cap.")
     max_batch_docs: int = _f(5000, "Elasticsearch: bulk request document cap.")
     concurrency: int = _f(4, "Elasticsearch: concurrent bulk requests (a batch is split across them).")
+    index_shards: int = _f(0, "Elasticsearch: primary shards per index for `es setup`'s template; 0 = the template's (1).")
+    index_replicas: int = _f(-1, "Elasticsearch: replicas per index for `es setup`'s template; -1 = auto_expand_replicas 0-1 (green on one node, one replica on more).")
     deadletter_index: str = _f("logpipe-deadletter-%Y.%m.%d", "Elasticsearch: index for rejected documents.")
     deadletter_path: str = _f(".logpipe/deadletter.ndjson", "Local file for records no destination accepted.")
     schema: str = _f("logpipe", "Record field names: logpipe | ecs.")
@@ -196,7 +199,7 @@ def apply_env(cfg: Config, environ: Mapping[str, str] | None = None) -> None:
             name = f.metadata.get("env")
             if name and env.get(name):
                 setattr(section, f.name, env[name])
-    if is_es_url(cfg.sink.url):
+    if is_es_url(cfg.sink.url) or any(map(is_es_url, cfg.sink.urls)):
         for attr, name in ES_ENV.items():
             if env.get(name):
                 setattr(cfg.sink, attr, env[name])

@@ -162,6 +162,7 @@ class Pipeline:
         self.sink = sink if sink is not None else NullSink()
         self.sink.json_clean_input = True  # parsed lines and our own derived records only
         self.stats = stats if stats is not None else PipelineStats()
+        self.stats.sink_nodes = self.sink.node_states()
         self.tap = tap
         self.throttle = throttle
         self.record_filter = record_filter
@@ -642,6 +643,7 @@ class Pipeline:
         stats.duplicates += result.duplicates
         stats.dead_lettered += result.dead_lettered
         stats.encode_failures += result.encode_failures
+        stats.sink_rerouted += result.rerouted
         stats.last_ack_at = time.time()
         stats.last_sink_latency_s = latency
         stats.sink_error = result.errors[-1] if result.errors else ""

@@ -69,6 +69,8 @@ class PipelineStats:
     inflight_batches: int = 0
     inflight_bytes: int = 0
     sink_error: str = ""  # last transient sink error, "" when healthy
+    sink_rerouted: int = 0  # requests the sink sent again to another node/server after theirs failed
+    sink_nodes: dict[str, bool] = field(default_factory=dict)  # the sink's live node view (Sink.node_states)
 
     def bytes_behind(self) -> int:
         return sum(max(0, f.size - f.acked_offset) for f in self.files.values())

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A real single-node Elasticsearch for tests, CI and benchmarks.
+# A real Elasticsearch for tests, CI and benchmarks: one node, or a small cluster on loopback.
 #
 #   scripts/elasticsearch.sh start    # download once (mvn), unzip once, start, wait for yellow/green
 #   scripts/elasticsearch.sh stop     # SIGTERM, wait, then KILL
@@ -7,9 +7,28 @@
 #   scripts/elasticsearch.sh url      # print the URL
 #   scripts/elasticsearch.sh cache    # print the cache directory
 #
+#   scripts/elasticsearch.sh start --nodes 3 [--fresh]  # a 3-node cluster; waits for green with all nodes
+#   scripts/elasticsearch.sh stop --nodes 3             # stops every node of that cluster
+#   scripts/elasticsearch.sh status --nodes 3           # one line per node, then the cluster health
+#   scripts/elasticsearch.sh url --nodes 3              # every node's URL, comma-separated (a sink list)
+#   scripts/elasticsearch.sh pid --nodes 3              # "node-i pid" per running node (tests kill -9 one)
+#
+# `start --nodes N` is idempotent: it starts only the nodes that are not running (a node killed
+# by a test comes back with its data) and waits until all N have joined and the cluster is green.
+# `--fresh` wipes the cluster's data first (only when none of its nodes runs).
+#
+# Port layout. Single node: HTTP $LOGPIPE_ES_PORT (9200), transport HTTP + 100 (9300).
+# Cluster (--nodes N, or LOGPIPE_ES_NODES=N): node i (1..N) listens on
+#   HTTP      $LOGPIPE_ES_CLUSTER_HTTP_PORT + i - 1       (default 9401, 9402, 9403)
+#   transport $LOGPIPE_ES_CLUSTER_TRANSPORT_PORT + i - 1  (default 9501, 9502, 9503)
+# all on 127.0.0.1; cluster name logpipe-cluster-<first HTTP port>; seed hosts = every node's
+# transport port; node names node-1..node-N (also the initial master nodes); one data and
+# log directory per node under $LOGPIPE_ES_CLUSTER_DIR (default $CACHE/cluster-<first HTTP port>).
+# The single node on 9200 and a cluster never share a port, data directory or cluster name.
+#
 # Environment: LOGPIPE_CACHE (default ~/.cache/logpipe; as root /var/cache/logpipe),
 # LOGPIPE_ES_PORT (default 9200), LOGPIPE_ES_VERSION (default 8.19.21), ES_JAVA_HOME (default:
-# newest JDK >= 17 found), LOGPIPE_ES_HEAP (default 512m), LOGPIPE_ES_SETTINGS (extra node settings,
+# newest JDK >= 17 found), LOGPIPE_ES_HEAP (default 512m; 320m per cluster node), LOGPIPE_ES_SETTINGS (extra node settings,
 # space-separated key=value, e.g. "thread_pool.write.queue_size=1" for a node that answers 429).
 #
 # As root: Elasticsearch refuses to run as root, so the node runs as the unprivileged user
@@ -113,10 +132,10 @@ check_user() {
   done
 }
 
-# As root: the node's user owns what it writes (the unpacked node, data, logs).
-own_files() {
+# As root: the node's user owns what it writes (the unpacked node, and the data/log dirs given).
+own_files() {  # args: the directories the node(s) write to
   [[ "$(id -u)" == 0 ]] || return 0
-  chown -R "$RUN_USER" "$HOME_DIR" "$DATA_DIR" "$LOG_DIR"
+  chown -R "$RUN_USER" "$HOME_DIR" "$@"
   chown "$RUN_USER" "$CACHE"
 }
 
@@ -141,7 +160,7 @@ start() {
     unpack
     mkdir -p "$DATA_DIR" "$LOG_DIR"
     rm -f "$PID_FILE"
-    own_files
+    own_files "$DATA_DIR" "$LOG_DIR"
     local java_home
     java_home="$(find_java)"
     log "starting Elasticsearch $VERSION on $URL (java: $java_home, heap $HEAP)"
@@ -186,7 +205,189 @@ status() {
   return 3
 }
 
-case "${1:-}" in
+
+# -- cluster mode ------------------------------------------------------------------------------
+NODES="${LOGPIPE_ES_NODES:-1}"
+FRESH=0
+CMD="${1:-}"
+shift || true
+while (( $# )); do
+  case "$1" in
+    --nodes) NODES="${2:-}"; shift 2 || die "--nodes needs a number" ;;
+    --nodes=*) NODES="${1#--nodes=}"; shift ;;
+    --fresh) FRESH=1; shift ;;
+    *) die "unknown option $1" ;;
+  esac
+done
+[[ "$NODES" =~ ^[1-9][0-9]?$ ]] || die "--nodes must be a number from 1 to 99, got '$NODES'"
+
+C_HTTP="${LOGPIPE_ES_CLUSTER_HTTP_PORT:-9401}"
+C_TRANSPORT="${LOGPIPE_ES_CLUSTER_TRANSPORT_PORT:-9501}"
+C_HEAP="${LOGPIPE_ES_HEAP:-320m}"
+C_DIR="${LOGPIPE_ES_CLUSTER_DIR:-$CACHE/cluster-$C_HTTP}"
+C_NAME="logpipe-cluster-$C_HTTP"
+
+node_http() { echo $((C_HTTP + $1 - 1)); }
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+node_url() { echo "http://127.0.0.1:$(node_http "$1")"; }
+node_pid_file() { echo "$C_DIR/node-$1/es.pid"; }
+
+node_alive() {
+  local f pid
+  f="$(node_pid_file "$1")"
+  [[ -s "$f" ]] || return 1
+  pid="$(cat "$f" 2>/dev/null || true)"
+  [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 1
+  [[ "$(ps -o stat= -p "$pid" 2>/dev/null)" != Z* ]]  # a node just killed -9 may linger as a zombie
+}
+
+cluster_urls() {
+  local i out=""
+  for i in $(seq 1 "$NODES"); do out+="${out:+,}$(node_url "$i")"; done
+  echo "$out"
+}
+
+# Green with every node joined and a probe index's replica assigned, asked of any node that answers.
+cluster_green() {
+  local i body
+  for i in $(seq 1 "$NODES"); do
+    curl -fsS --max-time 5 "$(node_url "$i")/cluster-probe" >/dev/null 2>&1 \
+      || curl -fsS --max-time 10 -X PUT -H 'content-type: application/json' "$(node_url "$i")/cluster-probe" \
+           -d '{"settings":{"number_of_shards":1,"number_of_replicas":1}}' >/dev/null 2>&1 || continue
+    body="$(curl -fsS --max-time 5 \
+      "$(node_url "$i")/_cluster/health?wait_for_nodes=$NODES&wait_for_status=green&timeout=2s" 2>/dev/null)" || continue
+    [[ "$body" == *'"status":"green"'* && "$body" == *"\"number_of_nodes\":$NODES,"* \
+       && "$body" == *'"timed_out":false'* ]] && return 0
+    return 1
+  done
+  return 1
+}
+
+start_node() {
+  local i="$1" http transport dir seeds="" masters="" j java_home
+  http="$(node_http "$i")"
+  transport=$((C_TRANSPORT + i - 1))
+  dir="$C_DIR/node-$i"
+  local k
+  for k in $(seq 1 60); do  # a node just killed -9 holds its ports until its threads are gone
+    port_busy "$http" || port_busy "$transport" || break
+    sleep 0.5
+  done
+  if port_busy "$http" || port_busy "$transport"; then
+    die "port $http or $transport is already in use (another node, or an orphan of an earlier run?); set LOGPIPE_ES_CLUSTER_HTTP_PORT"
+  fi
+  for j in $(seq 1 "$NODES"); do
+    seeds+="${seeds:+,}127.0.0.1:$((C_TRANSPORT + j - 1))"
+    masters+="${masters:+,}node-$j"
+  done
+  mkdir -p "$dir/data" "$dir/logs"
+  rm -f "$dir/es.pid"
+  check_user
+  own_files "$C_DIR"
+  java_home="$(find_java)"
+  log "starting node-$i of $C_NAME: http $http, transport $transport (heap $C_HEAP)"
+  run_es ES_JAVA_HOME="$java_home" ES_JAVA_OPTS="-Xms$C_HEAP -Xmx$C_HEAP" ES_PATH_CONF="$HOME_DIR/config" \
+    "$HOME_DIR/bin/elasticsearch" -d -p "$dir/es.pid" \
+    -Ecluster.name="$C_NAME" -Enode.name="node-$i" -Enetwork.host=127.0.0.1 \
+    -Ehttp.port="$http" -Etransport.port="$transport" \
+    -Ediscovery.seed_hosts="$seeds" -Ecluster.initial_master_nodes="$masters" \
+    -Epath.data="$dir/data" -Epath.logs="$dir/logs" \
+    -Expack.security.enabled=false -Ecluster.routing.allocation.disk.threshold_enabled=false \
+    -Eaction.destructive_requires_name=false >"$dir/logs/start.out" 2>&1 \
+    || { tail -n 30 "$dir/logs/start.out" >&2; die "node-$i failed to start (log: $dir/logs)"; }
+}
+
+cluster_start() {
+  local i started=()
+  download
+  unpack
+  if (( FRESH )); then
+    for i in $(seq 1 "$NODES"); do node_alive "$i" && die "--fresh: node-$i is running; stop the cluster first"; done
+    rm -rf "$C_DIR"
+  fi
+  mkdir -p "$C_DIR"
+  local jobs=() failed=0 job
+  for i in $(seq 1 "$NODES"); do  # in parallel: each `-d` start waits for its JVM to come up
+    node_alive "$i" && continue
+    start_node "$i" &
+    jobs+=("$!")
+    started+=("$i")
+  done
+  for job in "${jobs[@]}"; do wait "$job" || failed=1; done
+  (( failed == 0 )) || die "a node failed to start (see above); the others keep running until 'stop --nodes $NODES'"
+  for i in "${started[@]}"; do  # -d returns once the node runs; it wrote its own pid file
+    [[ -s "$(node_pid_file "$i")" ]] || die "no pid file for node-$i (log: $C_DIR/node-$i/logs)"
+  done
+  local deadline=$((SECONDS + WAIT_S))
+  while (( SECONDS < deadline )); do
+    if cluster_green; then cluster_urls; return 0; fi
+    for i in $(seq 1 "$NODES"); do
+      node_alive "$i" || { tail -n 30 "$C_DIR/node-$i/logs/$C_NAME.log" >&2 2>/dev/null || true
+                           die "node-$i exited during start (log: $C_DIR/node-$i/logs)"; }
+    done
+    sleep 1
+  done
+  die "$C_NAME not green with $NODES nodes after ${WAIT_S}s (logs: $C_DIR/node-*/logs)"
+}
+
+cluster_stop() {
+  local f pid pids=() k
+  for f in "$C_DIR"/node-*/es.pid; do
+    [[ -s "$f" ]] || continue
+    pid="$(cat "$f")"
+    if kill -0 "$pid" 2>/dev/null; then kill -TERM "$pid" && pids+=("$pid"); fi
+  done
+  for pid in "${pids[@]}"; do
+    for k in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+    if kill -0 "$pid" 2>/dev/null; then log "node pid $pid still running after 30s; KILL"; kill -KILL "$pid" || true; fi
+  done
+  rm -f "$C_DIR"/node-*/es.pid
+  log "stopped ${#pids[@]} node(s) of $C_NAME"
+}
+
+cluster_status() {
+  local i up=0 health
+  for i in $(seq 1 "$NODES"); do
+    if node_alive "$i" && curl -fsS --max-time 3 "$(node_url "$i")/_cluster/health?local=true" >/dev/null 2>&1; then
+      echo "node-$i running $(node_url "$i") pid $(cat "$(node_pid_file "$i")") transport $((C_TRANSPORT + i - 1))"
+      up=$((up + 1))
+    elif node_alive "$i"; then
+      echo "node-$i starting $(node_url "$i") pid $(cat "$(node_pid_file "$i")")"
+    else
+      echo "node-$i stopped $(node_url "$i")"
+    fi
+  done
+  (( up > 0 )) || { echo "cluster $C_NAME stopped"; return 3; }
+  for i in $(seq 1 "$NODES"); do
+    health="$(curl -fsS --max-time 3 "$(node_url "$i")/_cluster/health" 2>/dev/null)" || continue
+    health="$(sed -n 's/.*"status":"\([a-z]*\)".*"number_of_nodes":\([0-9]*\),.*/\1 \2/p' <<<"$health")"
+    echo "cluster $C_NAME ${health% *} with ${health#* } of $NODES nodes"
+    [[ "$health" == "green $NODES" ]] && return 0
+    return 1
+  done
+  return 1
+}
+
+cluster_pids() {
+  local i
+  for i in $(seq 1 "$NODES"); do node_alive "$i" && echo "node-$i $(cat "$(node_pid_file "$i")")"; done
+  return 0
+}
+
+if (( NODES > 1 )); then
+  case "$CMD" in
+    start) cluster_start ;;
+    stop) cluster_stop ;;
+    restart) cluster_stop; cluster_start ;;
+    status) cluster_status ;;
+    url) cluster_urls ;;
+    pid) cluster_pids ;;
+    *) die "usage: $0 start|stop|restart|status|url|pid [--nodes N] [--fresh]" ;;
+  esac
+  exit $?
+fi
+
+case "$CMD" in
   start) start ;;
   stop) stop ;;
   restart) stop; start ;;

@@ -40,3 +40,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if len(kept) != len(items):
         config.hook.pytest_deselected(items=[i for i in items if i not in kept])
         items[:] = kept
+
+
+@pytest.fixture(scope="session")
+def es_cluster():  # noqa: ANN201 - tests/es_cluster.py's EsCluster
+    """A private 3-node cluster (scripts/elasticsearch.sh --nodes 3, ports 9411+), started fresh
+    for the session and stopped after it; never the node LOGPIPE_TEST_ES_URL names."""
+    from es_cluster import ClusterError, EsCluster
+
+    cluster = EsCluster()
+    try:
+        cluster.start(fresh=True)
+    except ClusterError as exc:
+        cluster.stop()  # the nodes that did start
+        pytest.fail(str(exc))
+    yield cluster
+    cluster.stop()

@@ -11,7 +11,13 @@ from typing import Any
 import click
 
 from logpipe import fields
-from logpipe.commands.tail import build_config, install_signals, setup_cli_logging, sink_reachable
+from logpipe.commands.tail import (
+    build_config,
+    install_signals,
+    rerouted_note,
+    setup_cli_logging,
+    sink_reachable,
+)
 from logpipe.config import Config, ConfigError, InputConfig, PipelineConfig
 from logpipe.memtune import quiet_gc, tune_malloc
 
@@ -25,7 +31,8 @@ REPLAY_BATCH_RECORDS = 8000
 def tune_for_backfill(cfg: Config) -> None:
     """Bigger batches for an Elasticsearch replay unless the config chose a batch size."""
     p, default = cfg.pipeline, PipelineConfig()
-    if not cfg.sink.url.startswith(("http://", "https://")) or p.batch_max_records != default.batch_max_records:
+    url = cfg.sink.urls[0] if cfg.sink.urls else cfg.sink.url
+    if not url.startswith(("http://", "https://")) or p.batch_max_records != default.batch_max_records:
         return
     p.batch_max_records = REPLAY_BATCH_RECORDS
     if p.inflight_max_batches == default.inflight_max_batches:
@@ -136,7 +143,7 @@ def run_replay(inputs: tuple[str, ...], *, sink_url: str | None = None, since: s
     dropped = stats.dropped.get("filter", 0)
     click.echo(f"logpipe replay: {stats.delivered:,} records from {len(files)} files to {sink.describe()}"
                + (f", {stats.duplicates:,} already present (same _id)" if stats.duplicates else "")
-               + (f" ({dropped:,} outside --since/--until)" if dropped else ""), err=True)
+               + (f" ({dropped:,} outside --since/--until)" if dropped else "") + rerouted_note(stats), err=True)
     if code:
         click.echo(f"logpipe replay: delivery failed: {pipeline.error}", err=True)
     return code

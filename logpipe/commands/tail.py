@@ -6,12 +6,15 @@ import logging
 import signal
 import sys
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from logpipe.config import Config, ConfigError, InputConfig, apply_env, load_config
 from logpipe.memtune import quiet_gc, tune_malloc
+
+if TYPE_CHECKING:
+    from logpipe.ship.base import Sink
 
 log = logging.getLogger("logpipe")
 
@@ -54,6 +57,7 @@ def build_config(config_file: str | None, paths: tuple[str, ...], *, sink: str |
             inp.tz = tz
     if sink:
         cfg.sink.url = sink
+        cfg.sink.urls = []  # the flag wins over the file's node list
     if checkpoint:
         cfg.pipeline.checkpoint_path = checkpoint
     apply_env(cfg)
@@ -221,13 +225,10 @@ def run_tail(paths: tuple[str, ...], *, sink_url: str | None = None, fmt: str | 
     return code
 
 
-def sink_reachable(sink: Any, *, once: bool, command: str, wait_s: float = 30.0) -> bool:
+def sink_reachable(sink: Sink, *, once: bool, command: str, wait_s: float = 30.0) -> bool:
     """Check a networked sink at start. A long-running sidecar says what is wrong and waits
     (the sink retries with backoff); a one-shot run gives up after a bounded wait instead."""
-    check = getattr(sink, "check_connection", None)
-    if check is None:
-        return True
-    problem = check(timeout_s=wait_s if once else 3.0)
+    problem = sink.check_connection(timeout_s=wait_s if once else 3.0)
     if problem is None:
         return True
     if once:
@@ -254,4 +255,14 @@ def summary(stats: Any, target: str) -> str:
         parts.append(f"{n:,} dropped ({reason})")
     if stats.skipped_files:
         parts.append(f"{len(stats.skipped_files)} files skipped")
-    return "logpipe tail: " + ", ".join(parts)
+    return "logpipe tail: " + ", ".join(parts) + rerouted_note(stats)
+
+
+def rerouted_note(stats: Any) -> str:
+    """`; 3 requests retried on other nodes (1 of 3 down)` for a sink with several nodes."""
+    nodes = dict(stats.sink_nodes)
+    if len(nodes) < 2 and not stats.sink_rerouted:
+        return ""
+    down = sum(1 for up in nodes.values() if not up)
+    return (f"; {stats.sink_rerouted:,} requests retried on other nodes"
+            + (f" ({down} of {len(nodes)} down at the end)" if down else ""))

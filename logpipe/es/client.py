@@ -3,6 +3,12 @@
 Credentials come from the URL (`https://user:pass@host:9200`), the config (`[sink]`) or the
 `LOGPIPE_ES_USERNAME` / `LOGPIPE_ES_PASSWORD` / `LOGPIPE_ES_API_KEY` environment variables.
 Every string we show a user goes through `mask_url` / `Masker` so none of them is printed.
+
+Several nodes of one cluster are a comma-separated list (`http://a:9200,http://b:9200`, one
+scheme): credentials and TLS settings apply to every node. Nodes are the ones listed (no
+sniffing). `build_client` hands the list to the client's own node pool, which moves on to the
+next node when one does not answer (fine for queries and setup); the bulk sink keeps one
+client per node instead and chooses the node itself (`logpipe.es.nodes`).
 """
 
 from __future__ import annotations
@@ -22,6 +28,16 @@ ENV_PASSWORD = "LOGPIPE_ES_PASSWORD"
 ENV_API_KEY = "LOGPIPE_ES_API_KEY"
 ENV_CA_FILE = "LOGPIPE_ES_CA_FILE"
 MASK = "***"
+
+
+def split_urls(text: str) -> list[str]:
+    """`http://a:9200, http://b:9200` -> both URLs; mixing http and https is a ValueError."""
+    urls = [u.strip().rstrip("/") for u in text.split(",") if u.strip()]
+    schemes = {urlsplit(u).scheme.lower() for u in urls}
+    if len(schemes) > 1:
+        raise ValueError(f"Elasticsearch URLs mix schemes ({', '.join(sorted(schemes))}): "
+                         f"{', '.join(mask_url(u) for u in urls)}; use one scheme for every node")
+    return urls
 
 
 @dataclass
@@ -50,22 +66,26 @@ class EsOptions:
         )
 
     def resolved(self) -> EsOptions:
-        """Fill credentials from the URL and LOGPIPE_ES_* env vars; strip them from the URL.
+        """Fill credentials from the URL(s) and LOGPIPE_ES_* env vars; strip them from the URL(s).
 
-        Credentials written into the URL win over the fields (the most explicit place, and
+        Credentials written into a URL win over the fields (the most explicit place, and
         usually a command-line flag); empty fields fall back to the environment."""
-        parts = urlsplit(self.url.strip())
         username, password = self.username, self.password
-        if parts.username:
-            username = parts.username
-            password = parts.password if parts.password is not None else password
-        host = parts.hostname or ""
-        if ":" in host:
-            host = f"[{host}]"
-        netloc = host + (f":{parts.port}" if parts.port else "")
-        clean = urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
+        cleaned: list[str] = []
+        from_url = False
+        for url in split_urls(self.url) or [self.url.strip()]:
+            parts = urlsplit(url)
+            if parts.username and not from_url:
+                username = parts.username
+                password = parts.password if parts.password is not None else password
+                from_url = True
+            host = parts.hostname or ""
+            if ":" in host:
+                host = f"[{host}]"
+            netloc = host + (f":{parts.port}" if parts.port else "")
+            cleaned.append(urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", "")))
         return EsOptions(
-            url=clean,
+            url=",".join(cleaned),
             username=username or os.environ.get(ENV_USERNAME, ""),
             password=password or os.environ.get(ENV_PASSWORD, ""),
             api_key=self.api_key or os.environ.get(ENV_API_KEY, ""),
@@ -77,16 +97,19 @@ class EsOptions:
     def secrets(self) -> list[str]:
         """Every secret value these options carry (for masking free text)."""
         found = [self.password, self.api_key]
-        parts = urlsplit(self.url)
-        if parts.password:
-            found.append(parts.password)
+        for url in self.url.split(","):
+            password = urlsplit(url.strip()).password
+            if password:
+                found.append(password)
         if ":" in self.api_key:
             found.extend(self.api_key.split(":", 1))
         return [s for s in found if s and len(s) >= 3]
 
 
 def mask_url(url: str) -> str:
-    """`https://user:secret@host:9200/x` -> `https://user:***@host:9200/x`."""
+    """`https://user:secret@host:9200/x` -> `https://user:***@host:9200/x` (each URL of a list)."""
+    if "," in url:
+        return ",".join(mask_url(u) for u in url.split(","))
     try:
         parts = urlsplit(url)
     except ValueError:
@@ -129,12 +152,14 @@ class BytesNdjsonSerializer(NdjsonSerializer):
 
 
 def build_client(opts: EsOptions) -> Elasticsearch:
-    """An 8.x client that does no retries of its own (callers own the retry policy)."""
+    """An 8.x client that does no retries of its own (callers own the retry policy), except
+    that with several nodes a request that cannot reach one node is tried on the others."""
     o = opts.resolved()
+    hosts = o.url.split(",")
     kwargs: dict[str, Any] = {
         "request_timeout": o.request_timeout_s,
-        "max_retries": 0,
-        "retry_on_timeout": False,
+        "max_retries": len(hosts) - 1,
+        "retry_on_timeout": len(hosts) > 1,
         "connections_per_node": max(2, o.connections),
         "serializers": {OrjsonSerializer.mimetype: OrjsonSerializer(),
                         BytesNdjsonSerializer.mimetype: BytesNdjsonSerializer()},
@@ -155,7 +180,7 @@ def build_client(opts: EsOptions) -> Elasticsearch:
             kwargs["ssl_show_warn"] = False
             print(f"WARNING: TLS verification is OFF for {mask_url(o.url)} (insecure=true); "
                   "never use this in production", file=sys.stderr)
-    return Elasticsearch(o.url, **kwargs)
+    return Elasticsearch(hosts, **kwargs)
 
 
 def describe_error(exc: BaseException, masker: Masker | None = None) -> str:

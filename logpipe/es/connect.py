@@ -8,6 +8,7 @@ sidecar's own sink follows the same order through `logpipe.config.apply_env`.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 from logpipe.config import ES_URL_ENV, is_es_url, load_config
 from logpipe.es.client import EsOptions
@@ -25,7 +26,9 @@ def command_options(url_flag: str | None, *, ca_file_flag: str = "", insecure: b
     base = EsOptions(url=DEFAULT_URL)
     if config_file:
         cfg = load_config(config_file)  # the environment is applied over the file here
-        if is_es_url(cfg.sink.url):
+        if cfg.sink.urls and all(is_es_url(u) for u in cfg.sink.urls):  # the nodes of one cluster
+            base = replace(EsOptions.from_sink_config(cfg.sink), url=",".join(cfg.sink.urls))
+        elif is_es_url(cfg.sink.url):
             base = EsOptions.from_sink_config(cfg.sink)
     url = url_flag or os.environ.get(ES_URL_ENV) or base.url
     return EsOptions(

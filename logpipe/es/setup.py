@@ -120,6 +120,19 @@ def template_for_server(template: dict[str, Any], with_ilm: bool) -> dict[str, A
     return out
 
 
+def sized_template(template: dict[str, Any], shards: int = 0, replicas: int = -1) -> dict[str, Any]:
+    """The template with `shards` primaries (0 = as in the file) and `replicas` replicas
+    (-1 = as in the file: `auto_expand_replicas 0-1`, green on one node, one copy on more)."""
+    out = json.loads(json.dumps(template))
+    settings = out.setdefault("template", {}).setdefault("settings", {})
+    if shards > 0:
+        settings["index.number_of_shards"] = shards
+    if replicas >= 0:
+        settings.pop("index.auto_expand_replicas", None)
+        settings["index.number_of_replicas"] = replicas
+    return out
+
+
 def _with_hash(body: dict[str, Any]) -> tuple[dict[str, Any], str]:
     digest = content_hash(body)
     out = dict(body)
@@ -154,8 +167,9 @@ def install_template(client: Elasticsearch, template: dict[str, Any]) -> Step:
     return Step("index template", TEMPLATE_NAME, "updated" if found else "created")
 
 
-def run_setup(client: Elasticsearch, assets: Assets) -> list[Step]:
-    """Install the ILM policy (when available) and the index template; return what changed."""
+def run_setup(client: Elasticsearch, assets: Assets, shards: int = 0, replicas: int = -1) -> list[Step]:
+    """Install the ILM policy (when available) and the index template (sized by `shards` and
+    `replicas`, see `sized_template`); return what changed."""
     steps: list[Step] = []
     with_ilm = ilm_available(client)
     if with_ilm:
@@ -164,7 +178,8 @@ def run_setup(client: Elasticsearch, assets: Assets) -> list[Step]:
         steps.append(Step("ilm policy", POLICY_NAME, "skipped",
                           "ILM is not available on this server: the template is installed without a "
                           "lifecycle; delete old daily indices yourself"))
-    steps.append(install_template(client, template_for_server(assets.template, with_ilm)))
+    template = sized_template(assets.template, shards, replicas)
+    steps.append(install_template(client, template_for_server(template, with_ilm)))
     if assets.kibana_objects:
         steps.append(Step("kibana objects", KIBANA_FILE, "skipped",
                           f"{assets.kibana_objects} objects (data view + saved searches): import "

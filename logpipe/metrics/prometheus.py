@@ -153,6 +153,14 @@ class TapCollector(Collector):
         yield gauge("logpipe_inflight_batches", "Batches sent and not yet acknowledged.", s.inflight_batches)
         yield gauge("logpipe_inflight_bytes", "Bytes sent and not yet acknowledged.", s.inflight_bytes)
         yield gauge("logpipe_sink_healthy", "1 when the last sink call succeeded.", 0.0 if s.sink_error else 1.0)
+        nodes = GaugeMetricFamily("logpipe_sink_node_up", "1 while a sink node/server answers, 0 while it is "
+                                  "benched after a failure (several Elasticsearch nodes or forward servers).",
+                                  labels=["node"])
+        for url, up in sorted(dict(s.sink_nodes).items()):
+            nodes.add_metric([url], 1.0 if up else 0.0)
+        yield nodes
+        yield counter("logpipe_sink_requests_rerouted", "Sink requests sent again to another node/server after "
+                      "theirs failed.", s.sink_rerouted)
         yield counter("logpipe_metrics_internal_errors", "Errors inside the metrics tap (delivery continued).",
                       self.tap.internal_errors)
         yield counter("logpipe_metrics_records_dropped", "Metric/alert records dropped: nobody drained them.",

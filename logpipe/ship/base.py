@@ -34,6 +34,7 @@ class SendResult:
     dead_lettered: int = 0
     encode_failures: int = 0  # records sent in the safe form (logpipe.safeform), part of `delivered`
     retries: int = 0
+    rerouted: int = 0  # requests sent again to another node/server after theirs failed
     errors: list[str] = field(default_factory=list)
 
     def merge(self, other: SendResult) -> None:
@@ -42,6 +43,7 @@ class SendResult:
         self.dead_lettered += other.dead_lettered
         self.encode_failures += other.encode_failures
         self.retries += other.retries
+        self.rerouted += other.rerouted
         self.errors.extend(other.errors)
 
 
@@ -66,6 +68,16 @@ class Sink(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections and files."""
+
+    def check_connection(self, timeout_s: float = 10.0) -> str | None:
+        """None when the destination can take records, else one line saying why not; asked once
+        at start by one-shot commands so a misconfigured server fails fast. Local sinks: None."""
+        return None
+
+    def node_states(self) -> dict[str, bool]:
+        """Each destination node's health (masked URL -> up), a live view the sink keeps
+        current; empty for a sink with a single destination."""
+        return {}
 
     def describe(self) -> str:
         """A human-readable target with credentials masked, for status lines and errors."""

@@ -10,12 +10,15 @@ ends in exactly one state before `send` returns:
 - 429 / 502-504 / es_rejected_execution_exception -> only those items retried, backoff + jitter
 - other 4xx (mapping / parse errors) -> dead-lettered to `logpipe-deadletter-*` with the reason,
   or to the local dead-letter file when that index rejects it too; then acknowledged
-- connection errors -> retried forever with backoff (backpressure) until `stop_event` is set
+- connection errors, timeouts, 5xx on the request -> the node is benched for 30 s and the
+  request goes to another live node at once (counted in `rerouted`); with no node live,
+  retried forever with backoff (backpressure) until `stop_event` is set
 - 401 / 403 security_exception -> SinkFatalError (retrying or dead-lettering cannot fix rights).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -33,7 +36,7 @@ import orjson
 from elastic_transport import ConnectionError as TransportConnectionError
 from elastic_transport import ConnectionTimeout, TlsError, TransportError
 
-from elasticsearch import ApiError
+from elasticsearch import ApiError, Elasticsearch
 from logpipe.config import SinkConfig
 from logpipe.es.client import (
     EsOptions,
@@ -42,8 +45,10 @@ from logpipe.es.client import (
     describe_error,
     describe_transport_error,
     mask_url,
+    split_urls,
 )
 from logpipe.es.naming import IndexNamer, deadletter_index
+from logpipe.es.nodes import Node, NodePool
 from logpipe.fields import EVENT_KIND, ID, MESSAGE, SERVICE, TAGS, TIMESTAMP, to_ecs
 from logpipe.safeform import ECS_MAX_DEPTH, MAX_DEPTH, reduce, render_text
 from logpipe.ship.base import SendResult, Sink, SinkConfigError, SinkFatalError, SinkStopped
@@ -155,6 +160,11 @@ class _Backoff:
                 return
 
 
+def node_urls(cfg: SinkConfig) -> list[str]:
+    """The cluster's node URLs: `[sink] urls`, else `url` split at commas."""
+    return [u.strip() for u in cfg.urls if u.strip()] if cfg.urls else split_urls(cfg.url)
+
+
 class ElasticSink(Sink):
     """Bulk-indexes records into daily indices; see the module docstring for the item policy."""
 
@@ -163,12 +173,30 @@ class ElasticSink(Sink):
     def __init__(self, cfg: SinkConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        self.opts = EsOptions.from_sink_config(cfg).resolved()
-        if not self.opts.url.startswith(("http://", "https://")) or not urlsplit(self.opts.url).hostname:
-            raise SinkConfigError(f"invalid Elasticsearch URL {mask_url(cfg.url)!r}")
-        self.masker = Masker(self.opts.secrets() + EsOptions(url=cfg.url).secrets())
-        self.url = mask_url(cfg.url)
-        self.client = build_client(self.opts)
+        try:
+            urls = node_urls(cfg)
+        except ValueError as exc:
+            raise SinkConfigError(str(exc)) from None
+        if not urls:
+            raise SinkConfigError("no Elasticsearch URL given")
+        template = EsOptions.from_sink_config(cfg)
+        secrets: list[str] = []
+        nodes: list[Node[Elasticsearch]] = []
+        for url in urls:
+            opts = dataclasses.replace(template, url=url).resolved()
+            if not opts.url.startswith(("http://", "https://")) or not urlsplit(opts.url).hostname:
+                raise SinkConfigError(f"invalid Elasticsearch URL {mask_url(url)!r}")
+            secrets += opts.secrets() + EsOptions(url=url).secrets()
+            nodes.append(Node(mask_url(url), build_client(opts)))
+        try:
+            split_urls(",".join(urls))  # one scheme for every node
+        except ValueError as exc:
+            raise SinkConfigError(str(exc)) from None
+        self.opts = dataclasses.replace(template, url=",".join(urls)).resolved()
+        self.masker = Masker(secrets)
+        self.url = ",".join(n.url for n in nodes)
+        self.nodes: NodePool[Elasticsearch] = NodePool(nodes)
+        self.client = nodes[0].client  # the first node's client, for callers that need just one
         self.ecs = cfg.schema == "ecs"
         pattern = cfg.index
         if self.ecs and pattern == SinkConfig().index:
@@ -189,29 +217,33 @@ class ElasticSink(Sink):
     def describe(self) -> str:
         return f"elasticsearch {self.url}"
 
+    def node_states(self) -> dict[str, bool]:
+        return self.nodes.states
+
     def check_connection(self, timeout_s: float = 10.0) -> str | None:
-        """None when the cluster answers within `timeout_s`, else a one-line reason (masked)."""
+        """None when a node of the cluster answers within `timeout_s`, else a one-line reason (masked)."""
         deadline = time.monotonic() + max(0.5, timeout_s)
         reason = "no answer"
         while True:
-            remaining = deadline - time.monotonic()
-            try:
-                self.client.options(request_timeout=max(0.5, min(5.0, remaining))).cluster.health()
-                return None
-            except ApiError as exc:
-                if exc.status_code == 401:
-                    return f"Elasticsearch at {self.url} refused the credentials: {describe_error(exc, self.masker)}"
-                if exc.status_code == 403:  # authenticated, just no `monitor` privilege: writing may work
+            for node in self.nodes.nodes:
+                remaining = deadline - time.monotonic()
+                try:
+                    node.client.options(request_timeout=max(0.5, min(5.0, remaining))).cluster.health()
                     return None
-                reason = describe_error(exc, self.masker)
-                if exc.status_code not in RETRY_STATUSES:
-                    return f"Elasticsearch at {self.url} answered with an error: {reason}"
-            except TlsError as exc:
-                return f"TLS error talking to Elasticsearch at {self.url}: {self._short(exc)}"
-            except TransportError as exc:
-                reason = self._short(exc)
-            except Exception as exc:  # e.g. not Elasticsearch at all (product check)
-                return f"cannot use {self.url} as Elasticsearch: {self.masker(str(exc))}"
+                except ApiError as exc:
+                    if exc.status_code == 401:
+                        return f"Elasticsearch at {node.url} refused the credentials: {describe_error(exc, self.masker)}"
+                    if exc.status_code == 403:  # authenticated, just no `monitor` privilege: writing may work
+                        return None
+                    reason = describe_error(exc, self.masker)
+                    if exc.status_code not in RETRY_STATUSES:
+                        return f"Elasticsearch at {node.url} answered with an error: {reason}"
+                except TlsError as exc:
+                    return f"TLS error talking to Elasticsearch at {node.url}: {self._short(exc)}"
+                except TransportError as exc:
+                    reason = self._short(exc)
+                except Exception as exc:  # e.g. not Elasticsearch at all (product check)
+                    return f"cannot use {node.url} as Elasticsearch: {self.masker(str(exc))}"
             if time.monotonic() >= deadline or self.stop_event.wait(min(1.0, max(0.0, deadline - time.monotonic()))):
                 return f"cannot reach Elasticsearch at {self.url}: {reason}"
 
@@ -243,7 +275,8 @@ class ElasticSink(Sink):
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
-        self.client.close()
+        for node in self.nodes.nodes:
+            node.client.close()
 
     # -- encoding -----------------------------------------------------------------------
     def _split(self, records: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
@@ -388,22 +421,23 @@ class ElasticSink(Sink):
                 body = b"".join(batch.lines[batch.lo:batch.hi])
             else:
                 body = b"".join([it.line for it in batch])
+            node = self.nodes.pick()
             try:
-                resp = self.client.bulk(operations=body, filter_path=_FILTER_PATH)
+                resp = node.client.bulk(operations=body, filter_path=_FILTER_PATH)
             except (TransportConnectionError, ConnectionTimeout) as exc:
                 _release_frames(exc)
                 if isinstance(exc, TlsError) and "CERTIFICATE_VERIFY_FAILED" in str(exc):
-                    raise SinkFatalError(f"TLS verification failed for {self.url}: {self._short(exc)}") from None
-                self._transient(f"cannot reach Elasticsearch at {self.url}: {self._short(exc)}", result)
+                    raise SinkFatalError(f"TLS verification failed for {node.url}: {self._short(exc)}") from None
                 queue.append(batch)
-                backoff.wait()
+                if not self._failover(node, f"cannot reach Elasticsearch at {node.url}: {self._short(exc)}", result):
+                    backoff.wait()
                 continue
             except ApiError as exc:
                 _release_frames(exc)
                 status = exc.status_code
                 reason = describe_error(exc, self.masker)
                 if status in (401, 403):
-                    raise SinkFatalError(f"Elasticsearch at {self.url} refused the request: {reason}") from None
+                    raise SinkFatalError(f"Elasticsearch at {node.url} refused the request: {reason}") from None
                 if status == 413 and len(batch) > 1:
                     items = self._items(batch) if isinstance(batch, _Span) else batch
                     half = len(items) // 2
@@ -413,12 +447,18 @@ class ElasticSink(Sink):
                     item = self._items(batch)[0] if isinstance(batch, _Span) else batch[0]
                     self._deadletter([(item, 413, f"request too large: {reason}")], queue, result)
                     continue
-                if status in RETRY_STATUSES or status == 500:
-                    self._transient(f"Elasticsearch at {self.url} is busy: {reason}", result)
+                if status >= 500:
+                    queue.append(batch)
+                    if not self._failover(node, f"Elasticsearch at {node.url} failed: {reason}", result):
+                        backoff.wait()
+                    continue
+                if status in RETRY_STATUSES:
+                    self._transient(f"Elasticsearch at {node.url} is busy: {reason}", result)
                     queue.append(batch)
                     backoff.wait()
                     continue
-                raise SinkFatalError(f"Elasticsearch at {self.url} rejected a bulk request: {reason}") from None
+                raise SinkFatalError(f"Elasticsearch at {node.url} rejected a bulk request: {reason}") from None
+            self.nodes.mark_up(node)
             self.last_error = ""
             answer = resp.body if hasattr(resp, "body") else resp
             if isinstance(batch, _Span):
@@ -541,6 +581,18 @@ class ElasticSink(Sink):
                 fh.flush()
                 os.fsync(fh.fileno())
         log.warning("dead-lettered a record to %s: %s (dead-letter index failed: %s)", path, reason, deadletter_error)
+
+    def _failover(self, node: Node[Elasticsearch], message: str, result: SendResult) -> bool:
+        """Bench a failing node. True when another node is live and the request goes there
+        now; False when none is (the caller backs off: backpressure)."""
+        if self.nodes.mark_down(node, message):
+            result.rerouted += 1
+            result.retries += 1
+            log.warning("%s; node benched for %.0fs, request sent to another node", message,
+                        self.nodes.retry_after_s)
+            return True
+        self._transient(message, result)
+        return False
 
     def _transient(self, message: str, result: SendResult) -> None:
         self.last_error = message

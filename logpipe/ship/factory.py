@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from urllib.parse import urlsplit
 
 from logpipe.config import SinkConfig
@@ -10,7 +11,7 @@ from logpipe.ship.base import Sink, SinkConfigError
 
 def make_sink(cfg: SinkConfig) -> Sink:
     """Build the sink `cfg.url` names; a bad scheme or port is a SinkConfigError naming it."""
-    url = cfg.url.strip()
+    url = cfg.urls[0].strip() if cfg.urls else cfg.url.strip()
     if url == "-":
         from logpipe.ship.stdout import StdoutSink
 
@@ -25,9 +26,13 @@ def make_sink(cfg: SinkConfig) -> Sink:
         return ArchiveSink(cfg)
     scheme = urlsplit(url).scheme.lower()
     if scheme in ("forward", "forwards", "tcp", "tls"):
+        if len(cfg.urls) > 1 or "," in cfg.url or "weight=" in url:
+            from logpipe.ship.forward_balance import BalancedForwardSink
+
+            return BalancedForwardSink(cfg)  # several active servers, load balanced by weight
         from logpipe.ship.forward import ForwardSink
 
-        return ForwardSink(cfg)
+        return ForwardSink(dataclasses.replace(cfg, url=url, urls=[]))
     if scheme in ("http", "https"):
         from logpipe.ship.elastic import ElasticSink
 

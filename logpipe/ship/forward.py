@@ -57,6 +57,20 @@ def _mask(url: str) -> str:
     return re.sub(r"//[^/@]*@", "//***@", url)
 
 
+class ServerUnavailable(RuntimeError):
+    """`handoff` mode: this server failed; `chunks` are the ones it did not acknowledge,
+    to be sent to another server as they are. `fatal`: it rejected us for good."""
+
+    def __init__(self, message: str, chunks: list[Any], fatal: bool = False) -> None:
+        super().__init__(message)
+        self.chunks = chunks
+        self.fatal = fatal
+
+
+class _Unreachable(RuntimeError):
+    """`handoff` mode: no connection could be made."""
+
+
 @dataclass
 class _ServerState:
     addr: ServerAddr
@@ -88,8 +102,9 @@ class ForwardSink(Sink):
     def __init__(self, cfg: SinkConfig, *, chunk_max_bytes: int = 1024 * 1024,
                  chunk_max_records: int = 2_000, backoff_base_s: float = 0.2,
                  backoff_max_s: float = 5.0, connect_timeout_s: float = 5.0,
-                 hostname: str | None = None) -> None:
+                 hostname: str | None = None, handoff: bool = False) -> None:
         super().__init__()
+        self.handoff = handoff  # give up on the first failure (ServerUnavailable) instead of retrying
         primary = self._parse(cfg.url, None)
         self.servers = [_ServerState(primary)]
         for entry in cfg.standby:
@@ -140,26 +155,49 @@ class ForwardSink(Sink):
         if not records:
             return result
         reduced = self._packer.reduced
-        chunks = self._chunks(records)
+        self._deliver(self._chunks(records), result)
+        result.delivered = len(records)
+        result.encode_failures = self._packer.reduced - reduced
+        return result
+
+    def send_chunks(self, chunks: list[_Chunk]) -> SendResult:
+        """Deliver chunks another server left unacknowledged: the same bytes and chunk ids."""
+        result = SendResult()
+        self._deliver(iter(chunks), result)
+        result.delivered = sum(c.count for c in chunks)
+        return result
+
+    def _deliver(self, chunks: Iterator[_Chunk], result: SendResult) -> None:
+        """Send until every chunk is acknowledged. In `handoff` mode the first failure ends
+        the call with ServerUnavailable carrying the chunks still unacknowledged."""
         pending: OrderedDict[str, _Chunk] = OrderedDict()  # sent or built, not yet acked
         while True:
             if self.stop_event.is_set():
                 raise SinkStopped("forward sink stopping with unacknowledged chunks")
-            conn = self._connection(result)
+            try:
+                conn = self._connection(result)
+            except (_Unreachable, SinkFatalError) as exc:
+                if not self.handoff:
+                    raise
+                raise ServerUnavailable(str(exc), [*pending.values(), *chunks],
+                                        fatal=isinstance(exc, SinkFatalError)) from None
             try:
                 done = self._exchange(conn, chunks, pending)
             except ServerRejected as exc:
+                if self.handoff:
+                    self._drop_connection()
+                    raise ServerUnavailable(str(exc), [*pending.values(), *chunks], fatal=True) from None
                 self._fail(exc, result, fatal=True)
                 continue
             except _TRANSIENT as exc:
-                self._fail(exc, result, fatal=_tls_refusal(exc))
+                self._fail(exc, result, fatal=_tls_refusal(exc) and not self.handoff)
+                if self.handoff:
+                    raise ServerUnavailable(self.last_error or str(exc), [*pending.values(), *chunks],
+                                            fatal=_tls_refusal(exc)) from None
                 continue
             if done:
                 break
         self._on_success()
-        result.delivered = len(records)
-        result.encode_failures = self._packer.reduced - reduced
-        return result
 
     def _exchange(self, conn: ForwardConnection, chunks: Iterator[_Chunk],
                   pending: OrderedDict[str, _Chunk]) -> bool:
@@ -233,6 +271,11 @@ class ForwardSink(Sink):
                 return "forward sink: " + "; ".join(problems.values())
             if self.stop_event.wait(min(1.0, max(0.0, deadline - time.monotonic()))):
                 return "forward sink: stopped while checking the connection"
+
+    def reset_backoff(self) -> None:
+        """Forget reconnect backoff (a balancer's health check just saw the server accept)."""
+        for state in self.servers:
+            state.down_until = 0.0
 
     def describe(self) -> str:
         first = str(self.servers[0].addr)
@@ -308,6 +351,8 @@ class ForwardSink(Sink):
             conn = self._try_servers(range(len(self.servers)), result)
             if conn is not None:
                 return conn
+            if self.handoff:  # the balancer moves this server's work elsewhere
+                raise _Unreachable(self.last_error or f"{self.servers[0].addr}: unreachable")
             live = [s for s in self.servers if not s.fatal]
             if not live:
                 raise SinkFatalError("forward sink: every server rejected us: " +
