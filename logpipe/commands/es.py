@@ -6,7 +6,7 @@ import click
 from elastic_transport import TransportError
 
 from elasticsearch import ApiError
-from logpipe.config import ConfigError, load_config
+from logpipe.config import ConfigError, SinkConfig, load_config
 from logpipe.es.client import (
     Masker,
     build_client,
@@ -48,10 +48,9 @@ def setup(url: str | None, shards: int | None, replicas: int | None, ca_file: st
         raise click.ClickException(str(exc)) from None
     try:
         opts = command_options(url, ca_file_flag=ca_file, insecure=insecure, config_file=config_file)
-        if config_file and (shards is None or replicas is None):
-            sink = load_config(config_file).sink
-            shards = shards if shards is not None else sink.index_shards
-            replicas = replicas if replicas is not None else sink.index_replicas
+        sink = load_config(config_file).sink if config_file else SinkConfig()
+        shards = shards if shards is not None else sink.index_shards
+        replicas = replicas if replicas is not None else sink.index_replicas
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
     masker = Masker(opts.resolved().secrets() + opts.secrets())
