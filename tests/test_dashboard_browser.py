@@ -63,6 +63,26 @@ def _int(text: str) -> int:
     return int(text.replace(",", ""))
 
 
+def _check_panels(nodes: list[dict], summary: dict, log: Path) -> None:
+    """The page's pipeline panel, per-file table, sparklines and slowest list show the summary's figures."""
+    cards = {n["attrs"]["data-k"]: n["text"].strip() for n in nodes
+             if n["tag"] == "div" and "card" in n["attrs"].get("class", "") and "data-k" in n["attrs"]}
+    pipe = summary["pipeline"]
+    assert cards["bytes behind"].startswith("0") and cards["sink"].startswith("ok")
+    assert _int(cards["delivered"].removesuffix("delivered")) == pipe["delivered"] == 2500
+    for key in ("dead-lettered", "throttled", "parse failures"):
+        assert _int(cards[key].removesuffix(key)) == 0, key
+    assert "records in/s" in cards and "records out/s" in cards
+    files = [n for n in nodes if n["tag"] == "tr" and n["attrs"].get("data-path") == str(log)]
+    assert files and {c["attrs"].get("data-k"): c["text"] for c in files[0]["children"]}["bytes_behind"] == "0"
+    for svg in ("spark-rps", "spark-5xx", "spark-p95"):
+        node = next(n for n in nodes if n["attrs"].get("id") == svg)
+        assert any(c["tag"] == "polyline" for c in node["children"]), svg
+    slowest = next(n for n in nodes if n["attrs"].get("id") == "slowest")
+    shown = [c["text"].split(":")[0] for c in slowest["children"] if c["tag"] == "li"]
+    assert shown == [f'{r["method"]} {r["route"]}' for r in summary["slowest"]] and len(shown) == 5
+
+
 class Sidecar:
     def __init__(self, tmp: Path, log: Path, fmt: str = "combined") -> None:
         self.port = _free_port()
@@ -143,6 +163,7 @@ def test_page_matches_summary_and_report_then_a_5xx_burst_turns_the_route_red(tm
                 assert shown == pytest.approx(rep[key][q], rel=0.01), (key, q)
             assert "state-ok" in row["class"]
         assert sum(_int(r["since_start_count"]) for r in page.values()) == report["overall"]["count"] == 2500
+        _check_panels(parse(html), summary, log)
 
         # a 5xx burst on one route: the route turns red and the default 5xx alert fires
         with open(log, "a") as fh:
