@@ -37,6 +37,7 @@ from typing import Any
 from logpipe import fields as F
 from logpipe.emit.context import enter_request, leave_request, snapshot
 from logpipe.emit.processors import level_name
+from logpipe.emit.processors import now as record_time
 from logpipe.emit.setup import direct_put
 from logpipe.metrics.routes import normalise_path
 
@@ -141,7 +142,7 @@ class _AccessLog:
         if put is None:  # someone else listens too: a real LogRecord, as any logging call makes
             access.log(lv, ACCESS_MESSAGE, method, path, status, duration_ms, extra=fields)
             return
-        put((time.time(), lv, level_name(lv), ACCESS_LOGGER, (ACCESS_MESSAGE, (method, path, status, duration_ms)),
+        put((record_time(), lv, level_name(lv), ACCESS_LOGGER, (ACCESS_MESSAGE, (method, path, status, duration_ms)),
              snapshot(), fields, None))
 
 

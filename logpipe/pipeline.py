@@ -198,7 +198,7 @@ class Pipeline:
         from logpipe.ship.ndjson import NdjsonSink
 
         if (self.record_filter is not None or self.throttle is not None
-                or not (isinstance(self.sink, NdjsonSink) and self.sink.accepts_ndjson())):
+                or (self.tap is not None and self.tap.whole_records) or not (isinstance(self.sink, NdjsonSink) and self.sink.accepts_ndjson())):
             return None
         core = load_core()
         if core is None:

@@ -15,6 +15,10 @@ from typing import Any, Protocol
 
 
 class MetricsTap(Protocol):
+    # True when `observe` must see every field of each record (the report reads request ids and
+    # timestamps); False lets the native core hand it only the metric columns of fast records.
+    whole_records: bool
+
     def observe(self, records: list[dict[str, Any]]) -> None:
         """Look at a batch of parsed records (access and app/error alike). Must be cheap."""
 

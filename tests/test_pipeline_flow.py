@@ -137,6 +137,8 @@ class HalfThrottle:
 
 
 class RecordingTap:
+    whole_records = False
+
     def __init__(self) -> None:
         self.observed = 0
         self.delivered = 0

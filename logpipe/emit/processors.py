@@ -52,6 +52,11 @@ def use_clock(clock: Callable[[], float] | None) -> None:
     _clock = clock
 
 
+def now() -> float:
+    """The time a record made now carries: real time, or the simulation's (see `use_clock`)."""
+    return time.time() if _clock is None else _clock()
+
+
 def level_name(levelno: int) -> str:
     return _LEVEL_NAMES.get(levelno) or logging.getLevelName(levelno).lower()
 
@@ -118,7 +123,7 @@ def entry_from_event(logger_name: str, method_name: str, event_dict: dict[str, A
     elif exc is not None and not isinstance(exc, tuple | BaseException):
         exc = sys.exc_info() if exc else None
     name = event_dict.pop("logger", None) or logger_name
-    return (time.time() if _clock is None else _clock(), levelno, level, name, message, _context.snapshot(),
+    return (now(), levelno, level, name, message, _context.snapshot(),
             event_dict or None, exc)
 
 

@@ -138,6 +138,8 @@ class _FileTap:
     """The pipeline's metrics tap for one report input: records go to the report (and the
     progress callback hears how far the front has read)."""
 
+    whole_records = True  # request ids, timestamps and errors, not only the metric columns
+
     def __init__(self, report: Report, front: Any, path: str, progress: Progress | None) -> None:
         self.report = report
         self.front = front

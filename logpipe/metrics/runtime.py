@@ -27,6 +27,8 @@ from logpipe.stages import PipelineStats
 class MetricsRuntime:
     """A MetricsTap (observe / drain_records / on_delivery) plus its threads and server."""
 
+    whole_records = False  # the native core's metric columns are enough
+
     def __init__(self, tap: LogMetricsTap, server: MetricsServer | None, tick_s: float = 1.0,
                  dashboard: Dashboard | None = None) -> None:
         self.tap = tap

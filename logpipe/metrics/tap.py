@@ -28,6 +28,8 @@ class Notifier(Protocol):
 class LogMetricsTap:
     """Implements logpipe.stages.MetricsTap."""
 
+    whole_records = False  # the native core's metric columns are enough
+
     def __init__(self, *, max_routes_per_method: int = 1000, interval_s: float = 60.0,
                  service: str = "", host: str = "", stats: PipelineStats | None = None,
                  alerts: AlertEngine | None = None, notifiers: list[Notifier] | None = None,
