@@ -44,10 +44,12 @@ def logs(tmp_path: Path) -> Iterator[Path]:
 
 @contextmanager
 def only_logpipe(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """Inside the block root has logpipe's handler only (pytest adds its own for each test phase);
+    """Inside the block logpipe's handler is the only one (pytest adds its own for each test phase);
     yields the logger names of every LogRecord built meanwhile."""
-    root = logging.getLogger()
-    others = [h for h in root.handlers if not getattr(h, "logpipe", False)]
+    # Root, and the `logpipe` logger where an in-process CLI test (setup_cli_logging) may have left
+    # its stderr handler behind.
+    loggers = [logging.getLogger(), logging.getLogger("logpipe")]
+    others = [(lg, h) for lg in loggers for h in lg.handlers if not getattr(h, "logpipe", False)]
     made: list[str] = []
     real_init = logging.LogRecord.__init__
 
@@ -55,15 +57,15 @@ def only_logpipe(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
         made.append(name)
         real_init(self, name, *args, **kwargs)
 
-    for h in others:
-        root.removeHandler(h)
+    for lg, h in others:
+        lg.removeHandler(h)
     try:
         with monkeypatch.context() as m:
             m.setattr(logging.LogRecord, "__init__", counting)
             yield made
     finally:
-        for h in others:
-            root.addHandler(h)
+        for lg, h in others:
+            lg.addHandler(h)
 
 
 def _starlette() -> Starlette:
