@@ -103,3 +103,20 @@ def test_metrics_addr_flag_serves_healthz_and_counts_encode_failures(tmp_path: P
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
+
+
+def test_tail_and_replay_help_never_show_secrets_from_the_environment(monkeypatch) -> None:
+    from click.testing import CliRunner
+
+    from logpipe.cli import cli
+
+    secrets = {"LOGPIPE_FLUENTD_SHARED_KEY": "EnvShared1!", "LOGPIPE_PASSWORD": "EnvPassw0rd!",
+               "LOGPIPE_ES_PASSWORD": "EnvEsPass1!", "LOGPIPE_ES_API_KEY": "key-id:EnvApiKey!",
+               "LOGPIPE_SCRUB_KEY": "EnvScrubKey1!", "LOGPIPE_ES_URL": "http://u:UrlSecret1@127.0.0.1:1"}
+    for name, value in secrets.items():
+        monkeypatch.setenv(name, value)
+    for args in (["tail", "--help"], ["replay", "--help"]):
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 0 and "--sink" in result.output
+        for value in secrets.values():
+            assert value.split(":")[-1].split("@")[0] not in result.output, (args, value)
