@@ -118,5 +118,5 @@ def test_tail_and_replay_help_never_show_secrets_from_the_environment(monkeypatc
     for args in (["tail", "--help"], ["replay", "--help"]):
         result = CliRunner().invoke(cli, args)
         assert result.exit_code == 0 and "--sink" in result.output
-        for value in secrets.values():
-            assert value.split(":")[-1].split("@")[0] not in result.output, (args, value)
+        for secret in ("EnvShared1!", "EnvPassw0rd!", "EnvEsPass1!", "EnvApiKey!", "EnvScrubKey1!", "UrlSecret1"):
+            assert secret not in result.output, (args, secret)
