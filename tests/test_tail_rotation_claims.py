@@ -1,14 +1,19 @@
 """README "Rotation: what is covered": a first start's old `.gz` files, copies of a checkpointed
-file, and rotators' temp names, as a user sees them through `logpipe tail --once`."""
+file, and rotators' temp names, as a user sees them through `logpipe tail --once`; and
+"What happens during outages": rotated generations stay open until delivered."""
 
 from __future__ import annotations
 
 import gzip
 import json
+import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+sys.path.insert(0, os.path.dirname(__file__))
+from tail_support import CollectSink, Running, fast_config, wait_for  # noqa: E402
 
 LOGPIPE = [sys.executable, "-m", "logpipe"]
 
@@ -75,3 +80,28 @@ def test_temp_names_are_never_read_whatever_their_content(tmp_path: Path) -> Non
     with open(logs / "app.log", "a") as fh:
         fh.write("real 2\n")
     assert [r["message"] for r in records(tail_once(tmp_path, "logs/app.log*").stdout)] == ["real 2"]
+
+
+def test_generations_rotated_and_deleted_during_a_sink_outage_are_delivered_when_it_returns(tmp_path: Path) -> None:
+    """The sink is down with the window full; app.log is renamed and the rotated file deleted by
+    retention; new lines go to a new app.log. The old generation stays open (its descriptor)
+    until the sink is back and every line of it is acknowledged."""
+    log = tmp_path / "app.log"
+    log.write_text(lines("old", 2_000))
+    cfg = fast_config([str(log)], tmp_path, batch_max_records=50, inflight_max_batches=2, read_chunk_bytes=4_096,
+                      rotate_wait_s=0.0)
+    sink = CollectSink()
+    sink.gate.clear()  # the sink is down
+    run = Running(cfg, sink)
+    try:
+        assert wait_for(lambda: run.stats.inflight_batches == 2, 5)
+        os.rename(log, tmp_path / "app.log.1")
+        log.write_text(lines("new", 300))
+        (tmp_path / "app.log.1").unlink()
+        sink.gate.set()
+        assert wait_for(lambda: len(sink.messages()) == 2_300, 20)
+        got = sink.messages()
+        for prefix, n in (("old", 2_000), ("new", 300)):  # each file in order, once
+            assert [m for m in got if m.startswith(prefix)] == lines(prefix, n).splitlines()
+    finally:
+        assert run.stop() == 0
