@@ -122,3 +122,36 @@ def test_restart_rotates_a_file_left_from_an_earlier_day(tmp_path: Path, monkeyp
     assert gen.name == "error.log.2023-11-13.gz"
     assert gzip.decompress(gen.read_bytes()) == b'{"message":"yesterday"}\n'
     assert json.loads(old.read_text())["message"] == "today"
+
+
+def test_default_retention_is_app_log_10_mib_times_5(tmp_path: Path) -> None:
+    """README: `app.log` 10 MB × 5 by default (no size or count passed)."""
+    pad = "y" * (1 << 20)
+    try:
+        setup_logging(service="rot", log_dir=tmp_path, console="off")
+        for i in range(70):
+            logging.getLogger("rot").info("big %d", i, extra={"pad": pad})
+            assert flush_logging(10)
+    finally:
+        shutdown_logging()
+    gens = _size_generations(tmp_path, "app.log")
+    assert [g.name for g in gens] == [f"app.log.{n}.gz" for n in (5, 4, 3, 2, 1)]
+    for g in gens:
+        assert 9 << 20 < len(gzip.decompress(g.read_bytes())) <= 10 << 20
+
+
+def test_default_retention_of_error_and_access_logs_is_30_days(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [1_700_000_000.0]
+    monkeypatch.setattr(files, "_now", lambda: clock[0])
+    try:
+        setup_logging(service="rot", log_dir=tmp_path, console="off")
+        for day in range(33):
+            logging.getLogger("e").error("day %d", day)
+            logging.getLogger("logpipe.access").info("GET /", extra={"method": "GET", "path": "/", "status": 200})
+            assert flush_logging(10)
+            clock[0] += DAY
+    finally:
+        shutdown_logging()
+    for name in ("error.log", "access.log"):
+        gens = sorted(p.name for p in tmp_path.glob(f"{name}.*.gz"))
+        assert len(gens) == 30 and gens[0] == f"{name}.2023-11-16.gz", gens

@@ -48,3 +48,28 @@ def test_replaying_an_archive_twice_leaves_one_document_per_line(es_url: str, tm
     finally:
         client.options(ignore_status=404).indices.delete(index=f"logpipe-{svc}-*", allow_no_indices=True)
         client.close()
+
+
+def test_replay_into_a_new_index_layout_from_sink_index(es_url: str, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """README: set `[sink] index` (e.g. `logpipe2-{service}-%Y.%m.%d`) and replay into it."""
+    monkeypatch.chdir(tmp_path)
+    svc = f"rp{uuid.uuid4().hex[:8]}"
+    log = tmp_path / "app.log"
+    log.write_text("".join(f'{{"@timestamp": "2026-11-2{d}T10:00:0{i}Z", "service": "{svc}", "message": "m{d}{i}"}}\n'
+                           for d in (3, 4) for i in range(5)))
+    conf = tmp_path / "replay.toml"
+    conf.write_text('[sink]\nindex = "logpipe2-{service}-%Y.%m.%d"\n')
+    client = Elasticsearch(es_url)
+    try:
+        res = CliRunner().invoke(cli, ["replay", str(log), "--sink", es_url, "--config", str(conf), "--no-progress"])
+        assert res.exit_code == 0, res.output
+        client.indices.refresh(index=f"logpipe2-{svc}-*")
+        counts = {name: client.count(index=name)["count"]
+                  for name in client.indices.get(index=f"logpipe2-{svc}-*")}
+        assert counts == {f"logpipe2-{svc}-2026.11.23": 5, f"logpipe2-{svc}-2026.11.24": 5}
+        assert not client.indices.get(index=f"logpipe-{svc}-*", allow_no_indices=True, ignore_unavailable=True)
+    finally:
+        for pattern in (f"logpipe2-{svc}-*", f"logpipe-{svc}-*"):
+            client.options(ignore_status=404).indices.delete(index=pattern, allow_no_indices=True)
+        client.close()

@@ -23,3 +23,45 @@ def test_helper_environment_carries_thresholds_but_user_values_win(monkeypatch) 
     out = subprocess.run([sys.executable, "-c", "import os; print(os.environ['MALLOC_TOP_PAD_'])"],
                          env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == CHILD_ENV["MALLOC_TOP_PAD_"]
+
+
+def test_tail_and_replay_tune_malloc_at_start(tmp_path, monkeypatch) -> None:
+    from click.testing import CliRunner
+
+    import logpipe.commands.replay as replay_cmd
+    import logpipe.commands.tail as tail_cmd
+    from logpipe.cli import cli
+
+    calls: list[str] = []
+    for module in (tail_cmd, replay_cmd):
+        monkeypatch.setattr(module, "tune_malloc", lambda name=module.__name__: calls.append(name) or True)
+        monkeypatch.setattr(module, "quiet_gc", lambda: None)  # keep this test process's GC settings
+    log = tmp_path / "app.log"
+    log.write_text('{"message": "x"}\n')
+    runner = CliRunner()
+    tail = runner.invoke(cli, ["tail", str(log), "--once", "--sink", "null:", "--no-metrics",
+                               "--checkpoint", str(tmp_path / "ck.json")])
+    assert tail.exit_code == 0, tail.output
+    replay = runner.invoke(cli, ["replay", str(log), "--sink", "null:"])
+    assert replay.exit_code == 0, replay.output
+    assert calls == ["logpipe.commands.tail", "logpipe.commands.replay"]
+
+
+def test_scrub_helper_process_runs_with_the_thresholds_and_the_users_value(monkeypatch) -> None:
+    """The helper's own environment (/proc/PID/environ), not just what child_env() returns."""
+    from pathlib import Path
+
+    from logpipe.config import ScrubConfig
+    from logpipe.enrich import GuardPool
+
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "12345")
+    pool = GuardPool(ScrubConfig())
+    try:
+        assert pool.wait_ready(60)
+        raw = Path(f"/proc/{pool._proc.pid}/environ").read_bytes()
+    finally:
+        pool.close()
+    env = dict(item.split("=", 1) for item in raw.decode().split("\0") if "=" in item)
+    assert env["MALLOC_TRIM_THRESHOLD_"] == "12345"  # the user's value wins
+    assert env["MALLOC_MMAP_THRESHOLD_"] == CHILD_ENV["MALLOC_MMAP_THRESHOLD_"]
+    assert env["MALLOC_TOP_PAD_"] == CHILD_ENV["MALLOC_TOP_PAD_"]

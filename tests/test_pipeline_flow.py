@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 sys.path.insert(0, os.path.dirname(__file__))
 from tail_support import CollectSink, Running, fast_config, wait_for  # noqa: E402
 
@@ -58,9 +60,38 @@ def test_slow_sink_holds_the_reader_back_and_checkpoint_waits_for_acks(tmp_path:
         run.stop()
 
 
-def test_batches_queued_behind_a_slow_sink_go_out_together_in_order(tmp_path: Path) -> None:
+def test_inflight_max_bytes_caps_the_read_ahead_before_the_batch_count_does(tmp_path: Path) -> None:
+    """Batches of ~8.5 KB under a 20,000-byte window: two fit, though 100 batches would be allowed."""
+    log = tmp_path / "app.log"
+    msgs = json_lines(log, 5_000)
+    cfg = fast_config([str(log)], tmp_path, fmt="json", batch_max_records=100, inflight_max_batches=100,
+                      inflight_max_bytes=20_000, read_chunk_bytes=4_096)
+    sink = CollectSink()
+    sink.gate.clear()  # the sink is down
+    run = Running(cfg, sink)
+    try:
+        assert wait_for(lambda: run.stats.inflight_batches >= 2, 5)
+        # bounded check that the reader stays held back (with only the batch cap it reads on to 50)
+        assert not wait_for(lambda: run.stats.inflight_batches > 2 or run.stats.inflight_bytes > 20_000, 1.0)
+        assert run.stats.lines_read < 1_000
+        sink.gate.set()
+        assert wait_for(lambda: len(sink.records) == 5_000, 20)
+        assert sink.messages() == msgs
+        assert wait_for(lambda: saved_offsets(cfg) == [log.stat().st_size], 5)
+    finally:
+        run.stop()
+
+
+def test_batches_queued_behind_a_slow_sink_go_out_together_in_order(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """Group commit: while the sink is busy, queued batches are merged into one send (and one
     checkpoint write), never more than `merge_batches` of them, in order, each line once."""
+    import logpipe.tail.checkpoint as checkpoint_mod
+
+    writes: list[str] = []
+    real_write = checkpoint_mod.atomic_write
+    monkeypatch.setattr(checkpoint_mod, "atomic_write", lambda path, data: (writes.append(str(path)),
+                                                                          real_write(path, data))[1])
     log = tmp_path / "app.log"
     msgs = json_lines(log, 2_000)
     cfg = fast_config([str(log)], tmp_path, fmt="json", batch_max_records=100, inflight_max_batches=8,
@@ -70,6 +101,7 @@ def test_batches_queued_behind_a_slow_sink_go_out_together_in_order(tmp_path: Pa
     run = Running(cfg, sink)
     try:
         assert wait_for(lambda: run.stats.inflight_batches == 8, 5)
+        writes.clear()
         sink.gate.set()
         assert wait_for(lambda: len(sink.records) == 2_000, 20)
         assert sink.messages() == msgs
@@ -78,6 +110,7 @@ def test_batches_queued_behind_a_slow_sink_go_out_together_in_order(tmp_path: Pa
         assert max(sizes) <= 4 * 100
         assert len(sizes) < 20
         assert wait_for(lambda: saved_offsets(cfg) == [log.stat().st_size], 5)
+        assert len(writes) == len(sizes)  # one checkpoint write per send, merged or not
     finally:
         run.stop()
 

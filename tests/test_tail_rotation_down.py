@@ -220,12 +220,13 @@ def test_ids_of_files_with_a_unique_first_line_are_unchanged(tmp_path: Path) -> 
     assert got == PINNED_IDS
 
 
-@pytest.mark.parametrize("style", ["rename", "dateext-gzip", "copytruncate"])
+@pytest.mark.parametrize("style", ["rename", "dateext", "dateext-before-ext", "dateext-gzip", "copytruncate"])
 @pytest.mark.parametrize("pattern", ["logs/*.log", "logs/app.log"])
 def test_file_rotated_out_of_the_glob_while_down_is_finished_from_its_sibling(tmp_path: Path, style: str,
                                                                                pattern: str) -> None:
-    """The README's glob (`logs/*.log`) and a plain path do not match app.log.1 or
-    app.log-20261204.gz: the checkpointed file is found there and read to its end."""
+    """The README's glob (`logs/*.log`) and a plain path do not match app.log.1,
+    app.log-20261204 or app.log-20261204.gz: the checkpointed file is found there and read to
+    its end (app-20261204.log, the README's last sibling form, is matched by the glob)."""
     logs = tmp_path / "logs"
     logs.mkdir()
     log = logs / "app.log"
@@ -234,6 +235,10 @@ def test_file_rotated_out_of_the_glob_while_down_is_finished_from_its_sibling(tm
     append(log, *numbered("unread", 500))
     if style == "rename":
         os.rename(log, logs / "app.log.1")
+    elif style == "dateext":
+        os.rename(log, logs / "app.log-20261204")
+    elif style == "dateext-before-ext":
+        os.rename(log, logs / "app-20261204.log")
     elif style == "dateext-gzip":
         (logs / "app.log-20261204.gz").write_bytes(gzip.compress(log.read_bytes()))
         log.unlink()
