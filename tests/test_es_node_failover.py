@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -138,3 +140,21 @@ def test_with_every_node_down_the_sink_waits_until_one_comes_back(tmp_path: Path
         sink.close()
         back.close()
     assert result.delivered == 30 and back.docs == 30
+
+
+def test_once_summary_counts_requests_rerouted_from_a_dead_node(tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    log.write_text("".join(json.dumps({"level": "info", "message": f"line {i}", "service": "api"}) + "\n"
+                           for i in range(20)), encoding="utf-8")
+    live = Node()
+    dead = f"http://127.0.0.1:{_free_port()}"
+    try:
+        proc = subprocess.run([sys.executable, "-m", "logpipe", "tail", str(log), "--once", "--no-metrics",
+                               "--checkpoint", str(tmp_path / "cp.json"),
+                               "--sink", f"{dead},http://127.0.0.1:{live.port}"],
+                              capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    finally:
+        live.close()
+    assert proc.returncode == 0, proc.stderr
+    assert live.docs == 20
+    assert "; 1 requests retried on other nodes (1 of 2 down at the end)" in proc.stderr, proc.stderr
