@@ -279,6 +279,27 @@ def test_error_label_reaches_the_dead_letter_file(conf):
     assert outputs and "deadletter" in outputs[0].params["path"]
 
 
+def test_chunks_out_of_retries_after_a_day_go_to_the_retries_exhausted_directory(conf):
+    """README: chunks still failing after `retry_timeout` (24 h) land in
+    deadletter/retries-exhausted/. Checked here as configuration; the expiry itself is not run."""
+    for es in _outputs(conf):
+        (buf,) = es.find("buffer")
+        assert buf.params.get("retry_timeout") == "24h" and "retry_forever" not in buf.params, es.arg
+        (secondary,) = es.find("secondary")
+        assert secondary.params["@type"] == "secondary_file", es.arg
+        assert secondary.params["directory"].endswith("/buffer'}/deadletter/retries-exhausted"), es.arg
+
+
+def test_dead_letters_are_one_json_lines_file_per_tag_and_day(conf):
+    """README: refused records land in deadletter/<tag>/ as JSON lines, one file per day."""
+    (out,) = [m for m in _label(conf, "@DEADLETTER").find("match") if m.params.get("@type") == "file"]
+    assert out.params["path"].endswith("/deadletter/${tag}/%Y%m%d") and out.params["append"] == "true"
+    (fmt,) = out.find("format")
+    assert fmt.params["@type"] == "json"
+    (buf,) = out.find("buffer")
+    assert [k.strip() for k in buf.arg.split(",")] == ["tag", "time"] and buf.params["timekey"] == "1d"
+
+
 def test_filters_precede_matches_in_every_label(conf):
     for label in conf.find("label"):
         kinds = [c.name for c in label.children if c.name in ("filter", "match")]

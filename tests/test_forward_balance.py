@@ -35,6 +35,22 @@ def test_batches_are_shared_in_proportion_to_the_weights() -> None:
             assert abs(got - total * weight / 100) <= 1, counts
 
 
+def test_a_server_without_a_weight_counts_as_weight_60() -> None:
+    """README: "shared between the live servers by weight (default 60, as out_forward)"."""
+    with FluentdReceiver() as a, FluentdReceiver() as b, FluentdReceiver() as c:
+        sink = make_sink(SinkConfig(url=",".join([_url(a), _url(b, 30), _url(c, 90)])))
+        try:
+            for i in range(30):
+                sink.send(make_records(36, start=i * 36))
+        finally:
+            sink.close()
+        total = 30 * 36
+        counts = [a.count, b.count, c.count]
+        assert sum(counts) == total
+        for got, weight in zip(counts, (60, 30, 90), strict=True):
+            assert abs(got - total * weight / 180) <= 1, counts
+
+
 def test_a_killed_server_loses_nothing_and_duplicates_keep_their_id() -> None:
     receivers = [FluentdReceiver().start() for _ in range(3)]
     sink = make_sink(SinkConfig(urls=[_url(rx) for rx in receivers], heartbeat_interval_s=60))

@@ -65,3 +65,25 @@ def test_scrub_helper_process_runs_with_the_thresholds_and_the_users_value(monke
     assert env["MALLOC_TRIM_THRESHOLD_"] == "12345"  # the user's value wins
     assert env["MALLOC_MMAP_THRESHOLD_"] == CHILD_ENV["MALLOC_MMAP_THRESHOLD_"]
     assert env["MALLOC_TOP_PAD_"] == CHILD_ENV["MALLOC_TOP_PAD_"]
+
+
+def test_freed_memory_up_to_128_mb_is_kept_in_this_process_and_its_helpers(monkeypatch) -> None:
+    """README: freed memory is returned to the kernel lazily, trim threshold 128 MB."""
+    import ctypes
+
+    calls: list[tuple[int, int]] = []
+
+    def mallopt(param: int, value: int) -> int:
+        calls.append((param, value))
+        return 1
+
+    class FakeLibc:
+        def __init__(self) -> None:
+            self.mallopt = mallopt  # a plain function takes the `argtypes` attribute ctypes sets
+
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.setattr(ctypes, "CDLL", lambda name: FakeLibc())
+    assert tune_malloc() is True
+    assert (-1, 128 * 1024 * 1024) in calls  # M_TRIM_THRESHOLD
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+    assert child_env()["MALLOC_TRIM_THRESHOLD_"] == str(128 * 1024 * 1024)
