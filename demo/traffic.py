@@ -45,6 +45,7 @@ class Summary:
     sent: int = 0
     statuses: Counter[int] = field(default_factory=Counter)
     transport_errors: int = 0
+    error_kinds: Counter[str] = field(default_factory=Counter)  # exception name: what went wrong
     elapsed_s: float = 0.0
     results: list[tuple[str, int]] = field(default_factory=list)  # (request_id, status or 0)
 
@@ -53,6 +54,7 @@ class Summary:
             "sent": self.sent,
             "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
             "transport_errors": self.transport_errors,
+            "error_kinds": dict(self.error_kinds),
             "elapsed_s": round(self.elapsed_s, 3),
             "requests_per_s": round(self.sent / self.elapsed_s, 1) if self.elapsed_s else 0.0,
         }
@@ -138,9 +140,10 @@ async def drive(
                 )
                 status = resp.status_code
                 summary.statuses[status] += 1
-            except httpx.HTTPError:
+            except httpx.HTTPError as exc:
                 status = 0
                 summary.transport_errors += 1
+                summary.error_kinds[f"{type(exc).__name__}: {exc}"[:200]] += 1
             summary.sent += 1
             summary.results.append((item.request_id, status))
 

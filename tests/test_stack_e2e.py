@@ -158,7 +158,7 @@ def stack(es_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sta
         stack.plan = traffic.build_plan(REQUESTS, seed=5, run_id=stack.run_id, burst=BURST, burst_at=0.3,
                                         burst_status=503, boom_rate=0.0)
         stack.summary = asyncio.run(traffic.drive(stack.demo_url, stack.plan, concurrency=24))
-        assert stack.summary.transport_errors == 0
+        assert stack.summary.transport_errors == 0, stack.summary.error_kinds
 
         def access_records_indexed() -> int:
             httpx.post(f"{es_url}/logpipe-{service}-*/_refresh?ignore_unavailable=true&allow_no_indices=true",
