@@ -126,6 +126,29 @@ class RealFluentd:
     def deadletter_files(self, tag: str) -> list[Path]:
         return sorted((self.buffer_dir / "deadletter" / tag).glob("*.log"))
 
+    def output_state(self) -> tuple[int, int]:
+        """(records the Elasticsearch output took in, chunks still buffered), over every worker,
+        from monitor_agent (worker N answers on monitor_port + N)."""
+        taken = buffered = 0
+        for worker in range(self.workers):
+            url = f"http://127.0.0.1:{self.monitor_port + worker}/api/plugins.json"
+            with urllib.request.urlopen(url, timeout=10) as resp:
+                plugins = json.loads(resp.read())["plugins"]
+            for plugin in plugins:
+                if plugin.get("plugin_id") == "out_elasticsearch":
+                    taken += int(plugin.get("emit_records", 0))
+                    buffered += int(plugin.get("buffer_queue_length", 0)) + int(plugin.get("buffer_stage_length", 0))
+        return taken, buffered
+
+    def wait_drained(self, timeout_s: float = 180.0) -> bool:
+        """True once the Elasticsearch output holds no chunk (everything it took is flushed)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.output_state()[1] == 0:
+                return True
+            time.sleep(0.5)
+        return False
+
     def pids(self) -> list[int]:
         """Supervisor and workers (for CPU accounting)."""
         import psutil
@@ -182,6 +205,58 @@ def sidecar_env(**extra: str) -> dict[str, str]:
     return {**env, "PYTHONUNBUFFERED": "1", **extra}
 
 
+class Fleet:
+    """Sidecar processes shipping at once, each `logpipe tail --once` over its own log file
+    (lines numbered `n` fleet-wide: sidecar k writes k*lines .. (k+1)*lines-1), its own config
+    and its own checkpoint, in root/sidecar-NN/."""
+
+    def __init__(self, root: Path, service: str, *, sidecars: int, lines: int, url: str, shared_key: str,
+                 **sink: Any) -> None:
+        self.homes = [root / f"sidecar-{k:02d}" for k in range(sidecars)]
+        self.service, self.lines, self.url, self.shared_key, self.sink = service, lines, url, shared_key, sink
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    @property
+    def total(self) -> int:
+        return len(self.homes) * self.lines
+
+    def start(self) -> Fleet:
+        confs = []
+        for k, home in enumerate(self.homes):  # every file written first, so the sidecars start together
+            home.mkdir(parents=True)
+            write_lines(home / "app.log", self.service, self.lines, start=k * self.lines)
+            confs.append(sidecar_config(home / "sidecar.toml", self.url, shared_key=self.shared_key,
+                                        checkpoint=home / "checkpoint.json", **self.sink))
+        for home, conf in zip(self.homes, confs, strict=True):
+            with (home / "sidecar.err").open("wb") as err:
+                self.procs.append(subprocess.Popen(tail_command(home / "app.log", conf), cwd=home, env=sidecar_env(),
+                                                   stdout=subprocess.DEVNULL, stderr=err))
+        return self
+
+    def running(self) -> int:
+        return sum(p.poll() is None for p in self.procs)
+
+    def wait(self, timeout_s: float) -> None:
+        """Every sidecar exits 0 with a checkpoint within timeout_s, else AssertionError (the
+        stragglers are killed)."""
+        deadline = time.monotonic() + timeout_s
+        while self.running() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        stuck = self.running()
+        self.kill()
+        assert not stuck, f"{stuck} sidecars still running after {timeout_s:.0f}s"
+        for home, proc in zip(self.homes, self.procs, strict=True):
+            err = (home / "sidecar.err").read_text(errors="replace")[-2000:]
+            assert proc.returncode == 0, f"{home.name} exited {proc.returncode}: {err}"
+            assert (home / "checkpoint.json").exists(), f"{home.name} kept no checkpoint"
+
+    def kill(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=30)
+
+
 # -- Elasticsearch ----------------------------------------------------------------------
 
 def es(url: str, method: str, path: str, body: Any = None, timeout: float = 30.0) -> Any:
@@ -228,6 +303,22 @@ def n_stats(url: str, pattern: str) -> dict[str, Any]:
     es(url, "POST", f"/{pattern}/_refresh?ignore_unavailable=true&allow_no_indices=true")
     out = es(url, "POST", f"/{pattern}/_search?size=0", {"aggs": {"n": {"stats": {"field": "n"}}}})
     return out["aggregations"]["n"]
+
+
+def n_values(url: str, pattern: str, page: int = 10_000) -> dict[int, int]:
+    """Every line number `n` in the documents -> how many documents carry it (exact: a
+    composite aggregation paged through, not an approximate cardinality)."""
+    counts: dict[int, int] = {}
+    after: dict[str, Any] | None = None
+    while True:
+        comp: dict[str, Any] = {"size": page, "sources": [{"n": {"terms": {"field": "n"}}}]}
+        if after:
+            comp["after"] = after
+        out = es(url, "POST", f"/{pattern}/_search?size=0", {"aggs": {"ns": {"composite": comp}}})["aggregations"]["ns"]
+        counts.update((int(b["key"]["n"]), b["doc_count"]) for b in out["buckets"])
+        after = out.get("after_key")
+        if not out["buckets"] or not after:
+            return counts
 
 
 def delete_indices(url: str, pattern: str) -> None:

@@ -22,11 +22,13 @@ import pytest
 from fluentd_receiver import make_test_pki
 from real_fluentd import (
     REPO,
+    Fleet,
     RealFluentd,
     delete_indices,
     es,
     es_count,
     n_stats,
+    n_values,
     sidecar_config,
     sidecar_env,
     tail_command,
@@ -158,6 +160,72 @@ def test_kill9_mid_stream_nothing_lost_nothing_doubled(es_url, service, tmp_path
             sidecar.kill()
         fd.stop()
     assert mid_stream and 0 < before < n, "the kill did not happen mid-stream"
+
+
+SIDECARS, FLEET_LINES = 16, 5_000
+FLEET_TIMEOUT_S = 420
+
+
+def _assert_fleet_delivered(es_url: str, service: str, n: int, aggregators: list[RealFluentd]) -> None:
+    """Every line 0..n-1 is exactly one document, in the one index of its day. `_id`s are unique
+    per index, so n documents there are n unique `_id`s; and nothing more arrives once every
+    aggregator's buffer is empty."""
+    pattern = f"logpipe-{service}-*"
+    got = wait_count(es_url, pattern, n, timeout_s=300)
+    assert got >= n, f"{got} documents for {n} lines"
+    for fd in aggregators:
+        assert fd.wait_drained(), f"fluentd still buffering:\n{fd.log_tail()}"
+    assert es_count(es_url, pattern) == n
+    indices = es(es_url, "GET", f"/_cat/indices/{pattern}?format=json&h=index,docs.count")
+    assert [(i["index"], int(i["docs.count"])) for i in indices] == [(f"logpipe-{service}-{DAY}", n)]
+    per_line = n_values(es_url, pattern)
+    assert len(per_line) == n and set(per_line) == set(range(n)), "lines missing or foreign"
+    assert set(per_line.values()) == {1}, "a line indexed twice under different ids"
+    for fd in aggregators:
+        assert not fd.deadletter_files(f"logpipe.{service}.app")
+
+
+@pytest.mark.timeout(900)
+def test_fleet_of_sixteen_sidecars_each_line_once(fluentd, es_url, service, tmp_path):
+    """16 sidecar processes at once, each its own file and checkpoint, into one aggregator."""
+    fleet = Fleet(tmp_path, service, sidecars=SIDECARS, lines=FLEET_LINES,
+                  url=f"forward://127.0.0.1:{fluentd.port}", shared_key=KEY).start()
+    try:
+        fleet.wait(FLEET_TIMEOUT_S)
+    finally:
+        fleet.kill()
+    _assert_fleet_delivered(es_url, service, fleet.total, [fluentd])
+
+
+@pytest.mark.timeout(1200)
+def test_fleet_over_two_balanced_fluentds_one_killed_mid_stream(es_url, service, tmp_path, pki):
+    """The same fleet load balanced over two aggregators (`[sink] urls`); one is killed -9 while
+    the fleet ships. The sidecars finish on the other (the dead one's unacked chunks resent
+    there); restarted, the killed one flushes the chunks it had acked. Nothing lost, and a
+    chunk both took is one document per line (the same `_id`)."""
+    a, b = (RealFluentd(tmp_path / name, es_url, KEY, tls_cert=pki.cert_file, tls_key=pki.key_file,
+                        extra_env={"FLUENTD_WORKERS": "1"}) for name in ("fluentd-a", "fluentd-b"))
+    fleet = Fleet(tmp_path / "fleet", service, sidecars=SIDECARS, lines=FLEET_LINES, url="",
+                  urls=[f"forward://127.0.0.1:{fd.port}" for fd in (a, b)], shared_key=KEY, ack_timeout_s=10.0)
+    try:
+        a.start()
+        b.start()
+        fleet.start()
+        deadline = time.monotonic() + FLEET_TIMEOUT_S
+        while time.monotonic() < deadline and fleet.running() and not a.output_state()[0]:
+            time.sleep(0.2)
+        taken_by_a = a.output_state()[0]
+        running_at_kill = fleet.running()
+        a.kill9()
+        fleet.wait(FLEET_TIMEOUT_S)
+        a.start()  # its buffer holds chunks it acked but had not flushed yet
+        _assert_fleet_delivered(es_url, service, fleet.total, [a, b])
+    finally:
+        fleet.kill()
+        a.stop()
+        b.stop()
+    assert 0 < taken_by_a < fleet.total and running_at_kill > 0, \
+        f"not killed mid-stream: the killed one took {taken_by_a}, {running_at_kill} sidecars running"
 
 
 def test_user_auth_with_environment_credentials(es_url, service, tmp_path, pki):
