@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fake_es import EsHandler
 from fluentd_receiver import FluentdReceiver, make_test_pki
 from fluentd_receiver import TestPKI as Pki
 
@@ -42,20 +43,8 @@ class FakeES:
         self.requests: list[tuple[str, str, str]] = []  # method, path, Authorization header
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(EsHandler):
             protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _reply(self, status: int, body: dict[str, Any]) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.send_header("x-elastic-product", "Elasticsearch")
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
 
             def _any(self) -> None:
                 raw = self.rfile.read(int(self.headers.get("content-length") or 0))

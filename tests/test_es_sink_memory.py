@@ -10,15 +10,15 @@ traceback -> frame -> body). The test forces retries against a loopback server t
 from __future__ import annotations
 
 import gc
-import json
 import threading
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fake_es import EsHandler
 
 from logpipe.config import SinkConfig
 from logpipe.ship.elastic import ElasticSink
@@ -33,20 +33,8 @@ class FlakyES:
         self.bulk_requests = 0
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(EsHandler):
             protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _reply(self, status: int, body: dict[str, Any]) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.send_header("x-elastic-product", "Elasticsearch")
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
 
             def do_PUT(self) -> None:
                 raw = self.rfile.read(int(self.headers.get("content-length", 0)))

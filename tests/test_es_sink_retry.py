@@ -10,11 +10,12 @@ import json
 import socket
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fake_es import EsHandler
 
 from logpipe.config import SinkConfig
 from logpipe.ship.base import SinkFatalError, SinkStopped
@@ -33,19 +34,7 @@ class FakeES:
         self.max_request_docs = 0  # > 0: answer 413 to bigger bulk requests, like http.max_content_length
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _reply(self, status: int, body: dict[str, Any]) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.send_header("x-elastic-product", "Elasticsearch")
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
+        class Handler(EsHandler):
             def do_GET(self) -> None:
                 if fake.auth_fail:
                     self._reply(401, {"error": {"type": "security_exception", "reason": "unable to authenticate"}})
