@@ -107,3 +107,15 @@ def test_nul_hole_then_partial_line_at_eof() -> None:
     out = s.finish()
     assert out.texts == ["tail"] and out.starts == [10] and out.ends == [314]
     assert out.tags[10] == [TAG_NUL_BYTES]
+
+
+def test_tag_order_of_a_line_cut_inside_a_character_does_not_depend_on_the_reads() -> None:
+    """Found by the split fuzzer (tests/data/fuzz/regressions/split-tag-order-cut-utf8): one read
+    gave [_truncated, _invalid_utf8], byte-sized reads [_invalid_utf8, _truncated]."""
+    data = "ééé\n".encode()
+    whole = LineSplitter(0, max_line_bytes=3).feed(data)
+    s = LineSplitter(0, max_line_bytes=3)
+    tags: dict[int, list[str]] = {}
+    for i in range(len(data)):
+        tags.update(s.feed(data[i:i + 1]).tags)
+    assert whole.tags[0] == tags[0] == [fields.TAG_INVALID_UTF8, fields.TAG_TRUNCATED]

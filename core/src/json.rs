@@ -175,6 +175,10 @@ impl Scanner<'_> {
                 _ => p += 1,
             }
         }
+        let body = &src[self.pos + 1..p];
+        if !body.is_ascii() && std::str::from_utf8(body).is_err() {
+            return None; // not UTF-8: the reference road decodes it with replacement and tags it
+        }
         let begin = self.out.len() + 1;
         self.out.extend_from_slice(&src[self.pos..=p]);
         self.pos = p + 1;

@@ -208,12 +208,16 @@ fn split_region(region: &[u8], base: u64, max_line: usize, out: &mut Vec<Line>, 
             raw = &cleaned;
             tags.push(Tag::NulBytes);
         }
-        if raw.len() > max_line {
+        let cut = raw.len() > max_line;
+        if cut {
             raw = &raw[..max_line];
-            tags.push(Tag::Truncated);
         }
         let (text, more) = decode_one(raw);
         tags.extend(more);
+        if cut {
+            // last, as for a line cut across reads: the order must not depend on the chunking
+            tags.push(Tag::Truncated);
+        }
         if i == 0 && first_extra > 0 && !tags.contains(&Tag::NulBytes) {
             tags.insert(0, Tag::NulBytes);
         }

@@ -193,11 +193,13 @@ def _split_region(region: bytes, base: int, max_line: int, out: LineBlock, first
             if b"\x00" in raw:  # before the length check: a NUL run is not content
                 raw = raw.replace(b"\x00", b"")
                 tags.append(TAG_NUL_BYTES)
-            if len(raw) > max_line:
+            cut = len(raw) > max_line
+            if cut:
                 raw = raw[:max_line]
-                tags.append(fields.TAG_TRUNCATED)
             text, more = _decode_one(raw)
             texts.append(text)
+            if cut:  # last, as for a line cut across reads: the order must not depend on the chunking
+                more.append(fields.TAG_TRUNCATED)
             if tags or more:
                 out.tags.setdefault(start, []).extend(tags + more)
     if first_extra and TAG_NUL_BYTES not in out.tags.get(base, []):
