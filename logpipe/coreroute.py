@@ -20,13 +20,16 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from logpipe.enrich import Enricher
 from logpipe.ship.stdout import encode_ndjson
 from logpipe.tail.lines import LineBlock
 from logpipe.tail.stream import Stream
+
+if TYPE_CHECKING:
+    from logpipe.metrics.columns import TapColumns  # numpy: imported only where the tap runs
 
 log = logging.getLogger("logpipe.core")
 
@@ -46,13 +49,12 @@ def load_core() -> Any | None:
 
 @dataclass
 class CoreOutput:
-    """One slice of lines through the core: NDJSON of `count` records in file order, the records
-    the metrics tap needs to see (tap views of the fast ones, full dicts of the rest), and the
-    Python road's own counts."""
+    """One slice of lines through the core: NDJSON of `count` records in file order, what the
+    metrics tap reads of them (columns, when the tap is on), and the Python road's own counts."""
 
     ndjson: bytes = b""
     count: int = 0
-    tap: list[dict[str, Any]] = field(default_factory=list)
+    tap: TapColumns | None = None
     parse_failures: int = 0
     blank: int = 0
     encode_failures: int = 0  # records rendered in the safe form (logpipe.safeform), tagged _encode_failure
@@ -96,9 +98,13 @@ class CoreRoute:
         base = block.raw_base
         data = block.raw[block.starts[i] - base:block.ends[j - 1] - base - 1]
         out, slow, cuts, tap = self._core_for(stream).process(data, block.starts[i], self.confirm)
-        result = CoreOutput(tap=tap if tap is not None else [])
+        if tap is not None:
+            from logpipe.metrics.columns import TapColumns
+        result = CoreOutput()
         if not slow:
             result.ndjson, result.count = out, j - i
+            if tap is not None:
+                result.tap = TapColumns.from_core(result.count, tap, [], [])
             return result
         texts = [block.texts[i + k] for k in slow]
         keep = [k for k, t in enumerate(texts) if t and not t.isspace()]
@@ -118,8 +124,8 @@ class CoreRoute:
             for k, rec in zip(keep, records, strict=True):
                 rendered[k], reduced = encode_ndjson([rec])
                 result.encode_failures += reduced
-            if self.tap:
-                result.tap.extend(records)
+        else:
+            records = []
         pieces: list[bytes] = []
         at = 0
         for cut, piece in zip(cuts, rendered, strict=True):
@@ -129,4 +135,6 @@ class CoreRoute:
         pieces.append(out[at:])
         result.ndjson = b"".join(pieces)
         result.count = (j - i) - len(slow) + len(keep)
+        if tap is not None:
+            result.tap = TapColumns.from_core(result.count, tap, [slow[k] for k in keep], records)
         return result

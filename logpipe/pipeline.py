@@ -23,7 +23,7 @@ import time
 from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import orjson
 
@@ -33,9 +33,12 @@ from logpipe.enrich import Enricher, Guard
 from logpipe.safeform import render_text
 from logpipe.ship.base import SendResult, Sink, SinkFatalError, SinkStopped
 from logpipe.ship.ndjson import NdjsonSink
-from logpipe.stages import MetricsTap, PipelineStats, Throttle
+from logpipe.stages import ColumnTap, MetricsTap, PipelineStats, Throttle
 from logpipe.tail.lines import LineBlock
 from logpipe.tail.stream import LineChunk, Stream
+
+if TYPE_CHECKING:
+    from logpipe.metrics.columns import TapColumns  # numpy: imported only where the tap runs
 
 log = logging.getLogger("logpipe.pipeline")
 
@@ -177,9 +180,11 @@ class Pipeline:
         self.merge_batches = 4  # at most this many queued batches are delivered as one
         self._states: dict[str, _StreamState] = {}
         self._batch = Batch()
-        # Records the tap has not seen yet: it observes whole batches at once (its numpy work
-        # has a fixed cost per call, ~0.1 ms, which small read chunks would pay many times).
-        self._tap_pending: list[dict[str, Any]] = []
+        # What the tap has not seen yet, in file order: record lists (the Python road) and
+        # columns (the core's road). It observes whole batches at once (its numpy work has a
+        # fixed cost per call, which small read chunks would pay many times).
+        self._tap_pending: list[list[dict[str, Any]] | TapColumns] = []
+        self._tap_count = 0
         self._queue: queue.Queue[Batch | None] = queue.Queue()
         self._cond = threading.Condition()
         self._stop = threading.Event()
@@ -450,10 +455,8 @@ class Pipeline:
             stats.encode_failures += out.encode_failures
             if out.blank:
                 self._count_drop("empty_line", out.blank)
-            if self.tap is not None and out.tap:
-                self._tap_pending += out.tap
-                if len(self._tap_pending) >= self.max_records:
-                    self._observe_pending()
+            if out.tap is not None:
+                self._tap_add(out.tap, out.tap.n_records)
             self._add_ack(stream.key, block.ends[j - 1] if j < n else safe)
             self._batch.ndjson += out.ndjson
             self._batch.n_ndjson += out.count
@@ -482,9 +485,7 @@ class Pipeline:
         self.enricher.apply(records, texts, starts, stream.path, stream.fp, tags, stream.input.tags, guard,
                             keep_ids=stream.keeps_ids)
         if self.tap is not None:
-            self._tap_pending += records
-            if len(self._tap_pending) >= self.max_records:
-                self._observe_pending()
+            self._tap_add(records, len(records))
         if self.record_filter is not None:
             kept = self.record_filter(records)
             if len(kept) != len(records):
@@ -503,13 +504,33 @@ class Pipeline:
         if self.rate > 0:
             self._pace(len(texts))
 
+    def _tap_add(self, part: list[dict[str, Any]] | TapColumns, n: int) -> None:
+        self._tap_pending.append(part)
+        self._tap_count += n
+        if self._tap_count >= self.max_records:
+            self._observe_pending()
+
     def _observe_pending(self) -> None:
         """Hand the tap what it has not seen (at every batch cut, so metrics lag reading by at
-        most `batch_max_wait_s`)."""
-        pending = self._tap_pending
-        if pending and self.tap is not None:
-            self._tap_pending = []
-            self.tap.observe(pending)
+        most `batch_max_wait_s`), in order: runs of records as records, runs of columns as
+        columns (only a ColumnTap gets those: the core's road is taken for no other)."""
+        pending, tap = self._tap_pending, self.tap
+        self._tap_pending, self._tap_count = [], 0
+        if not pending or tap is None:
+            return
+        at = 0
+        while at < len(pending):
+            end = at + 1
+            records = isinstance(pending[at], list)
+            while end < len(pending) and isinstance(pending[end], list) == records:
+                end += 1
+            run = pending[at:end]
+            if records:
+                tap.observe([r for part in cast(list[list[dict[str, Any]]], run) for r in part])
+            else:
+                cols = cast(list["TapColumns"], run)
+                cast(ColumnTap, tap).observe_columns(type(cols[0]).concat(cols))
+            at = end
 
     def _count_drop(self, reason: str, n: int) -> None:
         self.stats.dropped[reason] = self.stats.dropped.get(reason, 0) + n
