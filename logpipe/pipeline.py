@@ -327,8 +327,8 @@ class Pipeline:
         key = chunk.stream.key
         st = self._states.get(key)
         lines = chunk.lines
-        if st is None and lines.texts:
-            st = self._states[key] = _StreamState(chunk.stream, self.cfg, lines.texts)
+        if st is None and len(lines):
+            st = self._states[key] = _StreamState(chunk.stream, self.cfg, lines.head(50))
         if st is None:  # nothing to parse: the offsets alone move on
             self._add_ack(key, chunk.safe_offset)
             return
@@ -443,13 +443,13 @@ class Pipeline:
                 guard = start(i, j)
 
     def _emit_core(self, st: _StreamState, block: LineBlock, safe: int) -> None:
-        """The native core's road (logpipe.coreroute) for one block, cut into batch-sized slices."""
+        """The native core's road (logpipe.coreroute) for one block, cut into batch-sized slices.
+        It reads the block's raw bytes: no Python object is made per line."""
         assert self._core is not None
-        stream, n, i = st.stream, len(block), 0
+        stream, n, done, at = st.stream, len(block), 0, 0
         stats = self.stats
-        while i < n:
-            j = min(n, i + max(1, self.max_records - self._batch.size()))
-            out = self._core.run(stream, st.parse, st.counter, block, i, j)
+        while done < n:
+            out = self._core.run(stream, st.parse, st.counter, block, at, max(1, self.max_records - self._batch.size()))
             stats.records_parsed += out.count
             stats.parse_failures += out.parse_failures
             stats.encode_failures += out.encode_failures
@@ -457,15 +457,16 @@ class Pipeline:
                 self._count_drop("empty_line", out.blank)
             if out.tap is not None:
                 self._tap_add(out.tap, out.tap.n_records)
-            self._add_ack(stream.key, block.ends[j - 1] if j < n else safe)
+            done += out.lines
+            self._add_ack(stream.key, block.raw_base + out.end if done < n else safe)
             self._batch.ndjson += out.ndjson
             self._batch.n_ndjson += out.count
-            self._batch.nbytes += block.ends[j - 1] - block.starts[i]
+            self._batch.nbytes += out.end - at
+            at = out.end
             if self.rate > 0:
-                self._pace(j - i)
+                self._pace(out.lines)
             if self._batch.size() >= self.max_records:
                 self._submit()
-            i = j
 
     def _add_records(self, stream: Stream, st: _StreamState, texts: list[str], starts: list[int],
                      tags: dict[int, list[str]], ack: int, nbytes: int, guard: Guard | None) -> None:

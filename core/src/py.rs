@@ -87,36 +87,50 @@ struct Processed {
 }
 
 impl JsonCore {
-    /// Lines the scrub screen flags (indices), before any rendering.
-    fn screened(&self, data: &[u8]) -> Vec<usize> {
+    /// Lines the scrub screen flags (indices into `lines`), before any rendering.
+    fn screened(&self, data: &[u8], lines: &[(usize, usize)]) -> Vec<usize> {
         let Some(screen) = &self.screen else {
             return Vec::new();
         };
         let mut scratch = Vec::new();
-        data.split(|&b| b == b'\n')
+        lines
+            .iter()
             .enumerate()
-            .filter(|(_, line)| screen.flags(line, &mut scratch))
+            .filter(|(_, &(a, b))| screen.flags(&data[a..b], &mut scratch))
             .map(|(i, _)| i)
             .collect()
     }
 
     /// Render every line except `flagged` (ascending indices), which go the Python way.
-    fn run(&self, data: &[u8], base: u64, flagged: &[usize]) -> Processed {
+    fn run(
+        &self,
+        data: &[u8],
+        base: u64,
+        lines: &[(usize, usize)],
+        flagged: &[usize],
+    ) -> Processed {
+        let bytes = lines.last().map_or(0, |l| l.1) - lines.first().map_or(0, |l| l.0);
         let mut p = Processed {
-            out: Vec::with_capacity(data.len() * 9 / 8 + 4096),
+            out: Vec::with_capacity(bytes * 9 / 8 + 4096),
             slow: Vec::new(),
             cuts: Vec::new(),
             cols: TapCols::default(),
         };
         let mut scan = Scanned::default();
-        let mut pos = 0usize;
         let mut flagged = flagged.iter().peekable();
-        for (i, line) in data.split(|&b| b == b'\n').enumerate() {
-            let start = base + pos as u64;
-            pos += line.len() + 1;
+        for (i, &(a, b)) in lines.iter().enumerate() {
             let is_flagged = flagged.next_if(|&&f| f == i).is_some();
             let mark = p.out.len();
-            if is_flagged || render(line, start, &self.origin, &mut scan, &mut p.out).is_none() {
+            if is_flagged
+                || render(
+                    &data[a..b],
+                    base + a as u64,
+                    &self.origin,
+                    &mut scan,
+                    &mut p.out,
+                )
+                .is_none()
+            {
                 p.slow.push(i);
                 p.cuts.push(mark);
                 continue;
@@ -162,6 +176,19 @@ impl JsonCore {
         }
         Ok(out)
     }
+}
+
+/// (start, end) of at most `limit` lines of `data` (lines joined by newlines, no final one)
+/// from byte `at`, a line start; `at == data.len() + 1` means past the last line.
+fn line_spans(data: &[u8], at: usize, limit: usize) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut p = at;
+    while out.len() < limit && p <= data.len() {
+        let end = memchr::memchr(b'\n', &data[p..]).map_or(data.len(), |k| p + k);
+        out.push((p, end));
+        p = end + 1;
+    }
+    out
 }
 
 /// A column of plain numbers as native-endian bytes (numpy reads them without a copy per value).
@@ -259,35 +286,48 @@ impl JsonCore {
         })
     }
 
-    /// One call per chunk: `data` is whole lines joined by newlines (no final one), the first at
-    /// file offset `base`. Lines the scrub screen flags are passed (as bytes, in one list) to
+    /// One call per slice of a chunk: `data` is whole lines joined by newlines (no final one),
+    /// `data[0]` at file offset `base`; the call takes at most `limit` lines starting at byte
+    /// `at` (a line start). Lines the scrub screen flags are passed (as bytes, in one list) to
     /// `confirm`, the scrubber's exact per-line check, which answers a bool per line; only the
-    /// confirmed ones must go the Python way. Returns (NDJSON of the fast records, indices of the
-    /// lines Python must handle, where in the NDJSON each of those goes, the fast records' tap
-    /// columns or None). The tap columns are `(access_lines, methods, paths, routes, status,
-    /// duration, level_lines, levels)`: line indices as native u32 bytes, status and duration
-    /// as native f64 bytes (NaN = absent or null), the texts as lists of str or None
-    /// (`logpipe.metrics.columns.TapColumns.from_core` reads them).
+    /// confirmed ones must go the Python way.
+    ///
+    /// Returns (NDJSON of the fast records, lines taken, `end` = byte just past the last line
+    /// taken and its newline (`len(data) + 1` for the last line), the lines Python must handle
+    /// as (index among those taken, start byte, end byte without newline), where in the NDJSON
+    /// each of those goes, the fast records' tap columns or None). The tap columns are
+    /// `(access_lines, methods, paths, routes, status, duration, level_lines, levels)`: line
+    /// indices as native u32 bytes, status and duration as native f64 bytes (NaN = absent or
+    /// null), the texts as lists of str or None (`logpipe.metrics.columns.TapColumns.from_core`).
     #[allow(clippy::type_complexity)]
-    #[pyo3(signature = (data, base, confirm=None))]
+    #[pyo3(signature = (data, base, confirm=None, at=0, limit=usize::MAX))]
     fn process<'py>(
         &mut self,
         py: Python<'py>,
         data: &[u8],
         base: u64,
         confirm: Option<Bound<'py, PyAny>>,
+        at: usize,
+        limit: usize,
     ) -> PyResult<(
         Bound<'py, PyBytes>,
-        Vec<usize>,
+        usize,
+        usize,
+        Vec<(usize, usize, usize)>,
         Vec<usize>,
         Option<Bound<'py, PyTuple>>,
     )> {
-        let mut flagged = py.allow_threads(|| self.screened(data));
+        if at > data.len() + 1 {
+            return Err(PyValueError::new_err("`at` is past the data"));
+        }
+        let lines = py.allow_threads(|| line_spans(data, at, limit));
+        let end = lines.last().map_or(at, |l| l.1 + 1);
+        let mut flagged = py.allow_threads(|| self.screened(data, &lines));
         if let (Some(confirm), false) = (confirm, flagged.is_empty()) {
-            let lines: Vec<&[u8]> = data.split(|&b| b == b'\n').collect();
             let asked = PyList::empty(py);
             for &i in &flagged {
-                asked.append(PyBytes::new(py, lines[i]))?;
+                let (a, b) = lines[i];
+                asked.append(PyBytes::new(py, &data[a..b]))?;
             }
             let answers: Vec<bool> = confirm.call1((asked,))?.extract()?;
             if answers.len() != flagged.len() {
@@ -302,7 +342,7 @@ impl JsonCore {
                 .map(|(i, _)| i)
                 .collect();
         }
-        let p = py.allow_threads(|| self.run(data, base, &flagged));
+        let p = py.allow_threads(|| self.run(data, base, &lines, &flagged));
         let tap = if self.tap {
             let c = &p.cols;
             let items: Vec<Bound<'py, PyAny>> = vec![
@@ -319,7 +359,19 @@ impl JsonCore {
         } else {
             None
         };
-        Ok((PyBytes::new(py, &p.out), p.slow, p.cuts, tap))
+        let slow = p
+            .slow
+            .iter()
+            .map(|&i| (i, lines[i].0, lines[i].1))
+            .collect();
+        Ok((
+            PyBytes::new(py, &p.out),
+            lines.len(),
+            end,
+            slow,
+            p.cuts,
+            tap,
+        ))
     }
 }
 
