@@ -20,13 +20,16 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from logpipe.enrich import Enricher
 from logpipe.ship.stdout import encode_ndjson
 from logpipe.tail.lines import LineBlock
 from logpipe.tail.stream import Stream
+
+if TYPE_CHECKING:
+    from logpipe.metrics.columns import TapColumns  # numpy: imported only where the tap runs
 
 log = logging.getLogger("logpipe.core")
 
@@ -46,13 +49,14 @@ def load_core() -> Any | None:
 
 @dataclass
 class CoreOutput:
-    """One slice of lines through the core: NDJSON of `count` records in file order, the records
-    the metrics tap needs to see (tap views of the fast ones, full dicts of the rest), and the
-    Python road's own counts."""
+    """One slice of lines through the core: NDJSON of `count` records in file order, what the
+    metrics tap reads of them (columns, when the tap is on), and the Python road's own counts."""
 
     ndjson: bytes = b""
     count: int = 0
-    tap: list[dict[str, Any]] = field(default_factory=list)
+    lines: int = 0  # lines taken
+    end: int = 0  # byte of the block's raw bytes just past the last line taken (and its newline)
+    tap: TapColumns | None = None
     parse_failures: int = 0
     blank: int = 0
     encode_failures: int = 0  # records rendered in the safe form (logpipe.safeform), tagged _encode_failure
@@ -90,17 +94,23 @@ class CoreRoute:
                 self.enricher.host, stream.path, stream.fp, inp.service, list(inp.tags), self.screen, self.tap))
         return held[1]
 
-    def run(self, stream: Stream, parse: Any, counter: Any, block: LineBlock, i: int, j: int) -> CoreOutput:
-        """Lines i..j of `block` -> records. `parse` is the stream's JSON parser (the Python road)
-        and `counter` the object whose `failed` counts its failures (or None)."""
-        base = block.raw_base
-        data = block.raw[block.starts[i] - base:block.ends[j - 1] - base - 1]
-        out, slow, cuts, tap = self._core_for(stream).process(data, block.starts[i], self.confirm)
-        result = CoreOutput(tap=tap if tap is not None else [])
+    def run(self, stream: Stream, parse: Any, counter: Any, block: LineBlock, at: int, limit: int) -> CoreOutput:
+        """At most `limit` lines of `block`, from byte `at` of its raw bytes (a line start) ->
+        records; `CoreOutput.lines` and `.end` say how far it went. `parse` is the stream's JSON
+        parser (the Python road) and `counter` the object whose `failed` counts its failures
+        (or None)."""
+        data, base = block.raw, block.raw_base
+        out, lines, end, slow, cuts, tap = self._core_for(stream).process(data, base, self.confirm, at, limit)
+        if tap is not None:
+            from logpipe.metrics.columns import TapColumns
+        result = CoreOutput(lines=lines, end=end)
         if not slow:
-            result.ndjson, result.count = out, j - i
+            result.ndjson, result.count = out, lines
+            if tap is not None:
+                result.tap = TapColumns.from_core(result.count, tap, [], [])
             return result
-        texts = [block.texts[i + k] for k in slow]
+        # The block decoded as it is (LineBlock.raw): each slow line's text is its bytes decoded.
+        texts = [data[a:b].decode("utf-8") for _k, a, b in slow]
         keep = [k for k, t in enumerate(texts) if t and not t.isspace()]
         result.blank = len(texts) - len(keep)
         rendered: list[bytes] = [b""] * len(texts)
@@ -112,14 +122,14 @@ class CoreRoute:
             if counter is not None:
                 result.parse_failures = counter.failed - before
                 result.encode_failures = counter.coerced - coerced
-            starts = [block.starts[i + slow[k]] for k in keep]
+            starts = [base + slow[k][1] for k in keep]
             self.enricher.apply(records, kept, starts, stream.path, stream.fp, None, stream.input.tags,
                                 keep_ids=stream.keeps_ids)
             for k, rec in zip(keep, records, strict=True):
                 rendered[k], reduced = encode_ndjson([rec])
                 result.encode_failures += reduced
-            if self.tap:
-                result.tap.extend(records)
+        else:
+            records = []
         pieces: list[bytes] = []
         at = 0
         for cut, piece in zip(cuts, rendered, strict=True):
@@ -128,5 +138,7 @@ class CoreRoute:
             at = cut
         pieces.append(out[at:])
         result.ndjson = b"".join(pieces)
-        result.count = (j - i) - len(slow) + len(keep)
+        result.count = lines - len(slow) + len(keep)
+        if tap is not None:
+            result.tap = TapColumns.from_core(result.count, tap, [slow[k][0] for k in keep], records)
         return result

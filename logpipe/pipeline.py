@@ -23,7 +23,7 @@ import time
 from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import orjson
 
@@ -33,9 +33,12 @@ from logpipe.enrich import Enricher, Guard
 from logpipe.safeform import render_text
 from logpipe.ship.base import SendResult, Sink, SinkFatalError, SinkStopped
 from logpipe.ship.ndjson import NdjsonSink
-from logpipe.stages import MetricsTap, PipelineStats, Throttle
+from logpipe.stages import ColumnTap, MetricsTap, PipelineStats, Throttle
 from logpipe.tail.lines import LineBlock
 from logpipe.tail.stream import LineChunk, Stream
+
+if TYPE_CHECKING:
+    from logpipe.metrics.columns import TapColumns  # numpy: imported only where the tap runs
 
 log = logging.getLogger("logpipe.pipeline")
 
@@ -177,9 +180,11 @@ class Pipeline:
         self.merge_batches = 4  # at most this many queued batches are delivered as one
         self._states: dict[str, _StreamState] = {}
         self._batch = Batch()
-        # Records the tap has not seen yet: it observes whole batches at once (its numpy work
-        # has a fixed cost per call, ~0.1 ms, which small read chunks would pay many times).
-        self._tap_pending: list[dict[str, Any]] = []
+        # What the tap has not seen yet, in file order: record lists (the Python road) and
+        # columns (the core's road). It observes whole batches at once (its numpy work has a
+        # fixed cost per call, which small read chunks would pay many times).
+        self._tap_pending: list[list[dict[str, Any]] | TapColumns] = []
+        self._tap_count = 0
         self._queue: queue.Queue[Batch | None] = queue.Queue()
         self._cond = threading.Condition()
         self._stop = threading.Event()
@@ -322,8 +327,8 @@ class Pipeline:
         key = chunk.stream.key
         st = self._states.get(key)
         lines = chunk.lines
-        if st is None and lines.texts:
-            st = self._states[key] = _StreamState(chunk.stream, self.cfg, lines.texts)
+        if st is None and len(lines):
+            st = self._states[key] = _StreamState(chunk.stream, self.cfg, lines.head(50))
         if st is None:  # nothing to parse: the offsets alone move on
             self._add_ack(key, chunk.safe_offset)
             return
@@ -438,31 +443,30 @@ class Pipeline:
                 guard = start(i, j)
 
     def _emit_core(self, st: _StreamState, block: LineBlock, safe: int) -> None:
-        """The native core's road (logpipe.coreroute) for one block, cut into batch-sized slices."""
+        """The native core's road (logpipe.coreroute) for one block, cut into batch-sized slices.
+        It reads the block's raw bytes: no Python object is made per line."""
         assert self._core is not None
-        stream, n, i = st.stream, len(block), 0
+        stream, n, done, at = st.stream, len(block), 0, 0
         stats = self.stats
-        while i < n:
-            j = min(n, i + max(1, self.max_records - self._batch.size()))
-            out = self._core.run(stream, st.parse, st.counter, block, i, j)
+        while done < n:
+            out = self._core.run(stream, st.parse, st.counter, block, at, max(1, self.max_records - self._batch.size()))
             stats.records_parsed += out.count
             stats.parse_failures += out.parse_failures
             stats.encode_failures += out.encode_failures
             if out.blank:
                 self._count_drop("empty_line", out.blank)
-            if self.tap is not None and out.tap:
-                self._tap_pending += out.tap
-                if len(self._tap_pending) >= self.max_records:
-                    self._observe_pending()
-            self._add_ack(stream.key, block.ends[j - 1] if j < n else safe)
+            if out.tap is not None:
+                self._tap_add(out.tap, out.tap.n_records)
+            done += out.lines
+            self._add_ack(stream.key, block.raw_base + out.end if done < n else safe)
             self._batch.ndjson += out.ndjson
             self._batch.n_ndjson += out.count
-            self._batch.nbytes += block.ends[j - 1] - block.starts[i]
+            self._batch.nbytes += out.end - at
+            at = out.end
             if self.rate > 0:
-                self._pace(j - i)
+                self._pace(out.lines)
             if self._batch.size() >= self.max_records:
                 self._submit()
-            i = j
 
     def _add_records(self, stream: Stream, st: _StreamState, texts: list[str], starts: list[int],
                      tags: dict[int, list[str]], ack: int, nbytes: int, guard: Guard | None) -> None:
@@ -482,9 +486,7 @@ class Pipeline:
         self.enricher.apply(records, texts, starts, stream.path, stream.fp, tags, stream.input.tags, guard,
                             keep_ids=stream.keeps_ids)
         if self.tap is not None:
-            self._tap_pending += records
-            if len(self._tap_pending) >= self.max_records:
-                self._observe_pending()
+            self._tap_add(records, len(records))
         if self.record_filter is not None:
             kept = self.record_filter(records)
             if len(kept) != len(records):
@@ -503,13 +505,33 @@ class Pipeline:
         if self.rate > 0:
             self._pace(len(texts))
 
+    def _tap_add(self, part: list[dict[str, Any]] | TapColumns, n: int) -> None:
+        self._tap_pending.append(part)
+        self._tap_count += n
+        if self._tap_count >= self.max_records:
+            self._observe_pending()
+
     def _observe_pending(self) -> None:
         """Hand the tap what it has not seen (at every batch cut, so metrics lag reading by at
-        most `batch_max_wait_s`)."""
-        pending = self._tap_pending
-        if pending and self.tap is not None:
-            self._tap_pending = []
-            self.tap.observe(pending)
+        most `batch_max_wait_s`), in order: runs of records as records, runs of columns as
+        columns (only a ColumnTap gets those: the core's road is taken for no other)."""
+        pending, tap = self._tap_pending, self.tap
+        self._tap_pending, self._tap_count = [], 0
+        if not pending or tap is None:
+            return
+        at = 0
+        while at < len(pending):
+            end = at + 1
+            records = isinstance(pending[at], list)
+            while end < len(pending) and isinstance(pending[end], list) == records:
+                end += 1
+            run = pending[at:end]
+            if records:
+                tap.observe([r for part in cast(list[list[dict[str, Any]]], run) for r in part])
+            else:
+                cols = cast(list["TapColumns"], run)
+                cast(ColumnTap, tap).observe_columns(type(cols[0]).concat(cols))
+            at = end
 
     def _count_drop(self, reason: str, n: int) -> None:
         self.stats.dropped[reason] = self.stats.dropped.get(reason, 0) + n

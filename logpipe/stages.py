@@ -11,12 +11,15 @@ and advances checkpoints once `send` returns.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from logpipe.metrics.columns import TapColumns
 
 
 class MetricsTap(Protocol):
     # True when `observe` must see every field of each record (the report reads request ids and
-    # timestamps); False lets the native core hand it only the metric columns of fast records.
+    # timestamps); False promises a ColumnTap: the native core's road hands it columns instead.
     whole_records: bool
 
     def observe(self, records: list[dict[str, Any]]) -> None:
@@ -27,6 +30,13 @@ class MetricsTap(Protocol):
 
     def on_delivery(self, delivered: int, dropped: dict[str, int], dead_lettered: int, sink_latency_s: float) -> None:
         """Pipeline self-metrics after each acknowledged batch."""
+
+
+class ColumnTap(MetricsTap, Protocol):
+    """A tap that reads only the metric columns (`whole_records` False)."""
+
+    def observe_columns(self, cols: TapColumns) -> None:
+        """Look at a batch given as columns (logpipe.metrics.columns), in file order. Must be cheap."""
 
 
 @dataclass

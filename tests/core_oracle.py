@@ -8,7 +8,7 @@ Both return the records as dicts, in order, plus the views the metrics tap would
 
 from __future__ import annotations
 
-from collections import Counter
+import math
 from typing import Any
 
 import orjson
@@ -16,6 +16,7 @@ import orjson
 from logpipe.config import InputConfig
 from logpipe.coreroute import CoreRoute
 from logpipe.enrich import Enricher
+from logpipe.metrics.columns import TapColumns, columns_of
 from logpipe.parse.jsonfmt import JsonParser
 from logpipe.tail.lines import LineBlock, LineSplitter
 from logpipe.tail.stream import Stream
@@ -23,7 +24,6 @@ from logpipe.tail.stream import Stream
 HOST = "oracle-host"
 PATH = "/var/log/app/current.log"
 FP = "5e1f0a2b3c4d6e7f"
-TAP_KEYS = ("method", "path", "route", "status", "duration_ms", "level")
 
 
 def split(data: bytes) -> LineBlock:
@@ -41,17 +41,33 @@ def python_road(block: LineBlock, scrubber: Any, service: str = "", tags: tuple[
 
 
 def core_road(core: Any, block: LineBlock, scrubber: Any, service: str = "",
-              tags: tuple[str, ...] = ()) -> tuple[list[dict], list[dict]]:
+              tags: tuple[str, ...] = ()) -> tuple[list[dict], TapColumns]:
     route = CoreRoute(core, Enricher(HOST, scrubber, parallel=False), tap=True)
     assert route.usable and route.applies("json", block)
     stream = Stream(key="k", path=PATH, fp=FP, input=InputConfig(paths=[PATH], service=service, tags=list(tags)))
     parser = JsonParser(service=service)
     out = route.run(stream, parser.parse_batch, parser, block, 0, len(block))
+    assert out.lines == len(block) and out.end == len(block.raw) + 1
     records = [orjson.loads(line) for line in out.ndjson.splitlines()]
     assert out.count == len(records)
+    assert out.tap is not None
     return records, out.tap
 
 
-def tap_projection(records: list[dict]) -> Counter[str]:
-    """What the tap reads of each record, as a multiset (values with their types)."""
-    return Counter(repr([(k, r[k]) for k in TAP_KEYS if k in r]) for r in records)
+def tap_view(cols: TapColumns) -> tuple[Any, ...]:
+    """Everything the tap reads, comparable with ==: values with their types, in order (NaN as
+    None: the float arrays hold NaN for absent or null)."""
+    def floats(a: Any) -> list[Any]:
+        return [None if math.isnan(v) else (type(v).__name__, v) for v in a.tolist()]
+
+    def typed(col: list[Any]) -> list[Any]:
+        return [(type(v).__name__, v) for v in col]
+
+    return (cols.n_records, typed(cols.methods), typed(cols.paths), typed(cols.routes), floats(cols.status),
+            floats(cols.durations), typed(cols.levels), cols.exceptions,
+            [r.get("_id") for r in cols.records if "event.kind" in r])  # what listeners look for
+
+
+def python_tap(records: list[dict]) -> TapColumns:
+    """The tap's columns of the Python road's records (the reading `batch.extract` does)."""
+    return columns_of(records)

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from logpipe import _core
 from logpipe.scrub import Scrubber
 from logpipe.tail.lines import LineSplitter
-from tests.core_oracle import FP, HOST, PATH, core_road, python_road, split, tap_projection
+from tests.core_oracle import FP, HOST, PATH, core_road, python_road, python_tap, split, tap_view
 
 FROZEN = "2026-01-01T00:00:00.000000Z"
 TS = ["2026-11-24T07:00:00.000001Z", "2026-11-24T07:00:00.00001Z", "2026-11-24T07:00:00.000001+00:00",
@@ -94,7 +94,7 @@ def assert_same(lines: list[str], scrubber_name: str, service: str = "", tags: t
         want = python_road(block, SCRUBBERS[scrubber_name](), service, tags)
         got, tap = core_road(_core, block, SCRUBBERS[scrubber_name](), service, tags)
     assert [list(r.items()) for r in got] == [list(r.items()) for r in want]
-    assert tap_projection(tap) == tap_projection(want)
+    assert tap_view(tap) == tap_view(python_tap(want))
 
 
 @pytest.mark.parametrize("scrubber_name", list(SCRUBBERS))

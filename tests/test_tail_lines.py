@@ -119,3 +119,26 @@ def test_tag_order_of_a_line_cut_inside_a_character_does_not_depend_on_the_reads
     for i in range(len(data)):
         tags.update(s.feed(data[i:i + 1]).tags)
     assert whole.tags[0] == tags[0] == [fields.TAG_INVALID_UTF8, fields.TAG_TRUNCATED]
+@given(st.lists(st.binary(max_size=12).map(lambda b: b.replace(b"\n", b"x")), min_size=1, max_size=8),
+       st.integers(1, 14))
+def test_the_long_line_check_agrees_with_splitting(lines: list[bytes], max_line: int) -> None:
+    """The lazy block's over-long-line check (jumps between newlines) == measuring every line."""
+    from logpipe.tail.lines import _short_lines
+
+    region = b"\n".join(lines)
+    assert _short_lines(region, max_line) == (max(map(len, lines)) <= max_line)
+
+
+@given(st.lists(st.text(st.characters(blacklist_characters="\r\n\x00", blacklist_categories=("Cs",)), max_size=6),
+                min_size=1, max_size=8), st.integers(1, 10))
+def test_a_lazy_block_gives_the_lines_an_eager_split_gives(texts: list[str], max_line: int) -> None:
+    """A clean read is kept as bytes (lazy); its lines, made on demand, are the file's lines."""
+    data = "".join(t + "\n" for t in texts).encode()
+    block = LineSplitter(0, max_line).feed(data)
+    sizes = [len(t.encode()) for t in texts]
+    ends = [sum(sizes[: i + 1]) + i + 1 for i in range(len(texts))]
+    assert len(block) == len(texts)
+    assert block.raw_base == (0 if max(sizes) <= max_line else -1)
+    if block.raw_base == 0:
+        assert block.head(2) == texts[:2]
+        assert (block.starts, block.ends, block.texts, block.tags) == ([0, *ends[:-1]], ends, texts, {})

@@ -8,6 +8,7 @@ pub mod json;
 pub mod record;
 pub mod screen;
 pub mod split;
+pub mod tapcols;
 
 #[cfg(feature = "python")]
 mod py;

@@ -4,18 +4,13 @@ use std::collections::HashMap;
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList, PyString};
+use pyo3::types::{PyBytes, PyList, PyTuple};
 
 use crate::json::{Kind, Scanned};
 use crate::record::{render, Origin};
 use crate::screen::Screen;
 use crate::split::{Line, Splitter as CoreSplitter};
-
-/// Keys the metrics tap reads; a fast record's tap view holds those it has.
-const TAP_KEYS: [&str; 6] = ["method", "path", "route", "status", "duration_ms", "level"];
-/// A record with one of these goes the Python way when the tap is on (the tap reads them as
-/// Python objects: exception types, derived records).
-const TAP_SLOW_KEYS: [&[u8]; 2] = [b"exception", b"event.kind"];
+use crate::tapcols::{TapCols, Text};
 
 /// The incremental line splitter (the same contract as `logpipe.tail.lines.LineSplitter`).
 #[pyclass(module = "logpipe._core")]
@@ -76,7 +71,7 @@ struct JsonCore {
     origin: Origin,
     screen: Option<Screen>,
     tap: bool,
-    /// Tap-view strings seen before (methods, routes, levels repeat): one Python object each.
+    /// Tap strings seen before (methods, routes, levels repeat): one Python object each.
     strings: HashMap<Vec<u8>, Py<PyAny>>,
 }
 
@@ -88,56 +83,59 @@ struct Processed {
     out: Vec<u8>,
     slow: Vec<usize>,
     cuts: Vec<usize>,
-    /// Per fast record: (index of the line, value ranges for TAP_KEYS in `tap_buf`).
-    tap: Vec<[(Kind, usize, usize); 6]>,
-    tap_buf: Vec<u8>,
+    cols: TapCols,
 }
 
-const ABSENT: (Kind, usize, usize) = (Kind::Null, usize::MAX, 0);
-
 impl JsonCore {
-    /// Lines the scrub screen flags (indices), before any rendering.
-    fn screened(&self, data: &[u8]) -> Vec<usize> {
+    /// Lines the scrub screen flags (indices into `lines`), before any rendering.
+    fn screened(&self, data: &[u8], lines: &[(usize, usize)]) -> Vec<usize> {
         let Some(screen) = &self.screen else {
             return Vec::new();
         };
         let mut scratch = Vec::new();
-        data.split(|&b| b == b'\n')
+        lines
+            .iter()
             .enumerate()
-            .filter(|(_, line)| screen.flags(line, &mut scratch))
+            .filter(|(_, &(a, b))| screen.flags(&data[a..b], &mut scratch))
             .map(|(i, _)| i)
             .collect()
     }
 
     /// Render every line except `flagged` (ascending indices), which go the Python way.
-    fn run(&self, data: &[u8], base: u64, flagged: &[usize]) -> Processed {
+    fn run(
+        &self,
+        data: &[u8],
+        base: u64,
+        lines: &[(usize, usize)],
+        flagged: &[usize],
+    ) -> Processed {
+        let bytes = lines.last().map_or(0, |l| l.1) - lines.first().map_or(0, |l| l.0);
         let mut p = Processed {
-            out: Vec::with_capacity(data.len() * 9 / 8 + 4096),
+            out: Vec::with_capacity(bytes * 9 / 8 + 4096),
             slow: Vec::new(),
             cuts: Vec::new(),
-            tap: Vec::new(),
-            tap_buf: Vec::new(),
+            cols: TapCols::default(),
         };
         let mut scan = Scanned::default();
-        let mut pos = 0usize;
         let mut flagged = flagged.iter().peekable();
-        for (i, line) in data.split(|&b| b == b'\n').enumerate() {
-            let start = base + pos as u64;
-            pos += line.len() + 1;
+        for (i, &(a, b)) in lines.iter().enumerate() {
             let is_flagged = flagged.next_if(|&&f| f == i).is_some();
             let mark = p.out.len();
-            if is_flagged || render(line, start, &self.origin, &mut scan, &mut p.out).is_none() {
+            if is_flagged
+                || render(
+                    &data[a..b],
+                    base + a as u64,
+                    &self.origin,
+                    &mut scan,
+                    &mut p.out,
+                )
+                .is_none()
+            {
                 p.slow.push(i);
                 p.cuts.push(mark);
                 continue;
             }
-            let tap_slow = self.tap
-                && (scan
-                    .members
-                    .iter()
-                    .any(|m| TAP_SLOW_KEYS.contains(&scan.key(m)))
-                    || !self.take_tap_view(&scan, &mut p));
-            if tap_slow {
+            if self.tap && !p.cols.take(&scan, i as u32) {
                 p.out.truncate(mark);
                 p.slow.push(i);
                 p.cuts.push(mark);
@@ -146,23 +144,64 @@ impl JsonCore {
         p
     }
 
-    /// Keep the tap keys' values of a rendered record; false when one is an object or a list.
-    fn take_tap_view(&self, scan: &Scanned, p: &mut Processed) -> bool {
-        let mut view = [ABSENT; 6];
-        for (slot, key) in view.iter_mut().zip(TAP_KEYS) {
-            if let Some(m) = scan.get(key.as_bytes()) {
-                if matches!(m.kind, Kind::Obj | Kind::Arr) {
-                    return false;
-                }
-                let v = scan.value(m);
-                let at = p.tap_buf.len();
-                p.tap_buf.extend_from_slice(v);
-                *slot = (m.kind, at, p.tap_buf.len());
-            }
+    /// A tap text as a Python object (None, or the string, shared when seen before).
+    fn text<'py>(&mut self, py: Python<'py>, buf: &[u8], t: Text) -> PyResult<Bound<'py, PyAny>> {
+        let Some((a, b)) = t else {
+            return Ok(py.None().into_bound(py));
+        };
+        let tok = &buf[a..b];
+        if tok.len() > CACHE_LEN {
+            return scalar(py, Kind::Str, tok);
         }
-        p.tap.push(view);
-        true
+        if let Some(obj) = self.strings.get(tok) {
+            return Ok(obj.bind(py).clone());
+        }
+        let obj = scalar(py, Kind::Str, tok)?;
+        if self.strings.len() >= CACHE_MAX {
+            self.strings.clear();
+        }
+        self.strings.insert(tok.to_vec(), obj.clone().unbind());
+        Ok(obj)
     }
+
+    fn texts<'py>(
+        &mut self,
+        py: Python<'py>,
+        buf: &[u8],
+        col: &[Text],
+    ) -> PyResult<Bound<'py, PyList>> {
+        let out = PyList::empty(py);
+        for &t in col {
+            out.append(self.text(py, buf, t)?)?;
+        }
+        Ok(out)
+    }
+}
+
+/// (start, end) of at most `limit` lines of `data` (lines joined by newlines, no final one)
+/// from byte `at`, a line start; `at == data.len() + 1` means past the last line.
+fn line_spans(data: &[u8], at: usize, limit: usize) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut p = at;
+    while out.len() < limit && p <= data.len() {
+        let end = memchr::memchr(b'\n', &data[p..]).map_or(data.len(), |k| p + k);
+        out.push((p, end));
+        p = end + 1;
+    }
+    out
+}
+
+/// A column of plain numbers as native-endian bytes (numpy reads them without a copy per value).
+fn ne_bytes<'py, T: Copy, const N: usize>(
+    py: Python<'py>,
+    col: &[T],
+    to: impl Fn(T) -> [u8; N],
+) -> Bound<'py, PyBytes> {
+    let mut out = Vec::with_capacity(col.len() * N);
+    for &v in col {
+        out.extend_from_slice(&to(v));
+    }
+    PyBytes::new(py, &out)
 }
 
 /// A scalar JSON token (as the fast road accepts them) as a Python object.
@@ -247,32 +286,48 @@ impl JsonCore {
         })
     }
 
-    /// One call per chunk: `data` is whole lines joined by newlines (no final one), the first at
-    /// file offset `base`. Lines the scrub screen flags are passed (as bytes, in one list) to
+    /// One call per slice of a chunk: `data` is whole lines joined by newlines (no final one),
+    /// `data[0]` at file offset `base`; the call takes at most `limit` lines starting at byte
+    /// `at` (a line start). Lines the scrub screen flags are passed (as bytes, in one list) to
     /// `confirm`, the scrubber's exact per-line check, which answers a bool per line; only the
-    /// confirmed ones must go the Python way. Returns (NDJSON of the fast records, indices of the
-    /// lines Python must handle, where in the NDJSON each of those goes, tap views of the fast
-    /// records or None).
+    /// confirmed ones must go the Python way.
+    ///
+    /// Returns (NDJSON of the fast records, lines taken, `end` = byte just past the last line
+    /// taken and its newline (`len(data) + 1` for the last line), the lines Python must handle
+    /// as (index among those taken, start byte, end byte without newline), where in the NDJSON
+    /// each of those goes, the fast records' tap columns or None). The tap columns are
+    /// `(access_lines, methods, paths, routes, status, duration, level_lines, levels)`: line
+    /// indices as native u32 bytes, status and duration as native f64 bytes (NaN = absent or
+    /// null), the texts as lists of str or None (`logpipe.metrics.columns.TapColumns.from_core`).
     #[allow(clippy::type_complexity)]
-    #[pyo3(signature = (data, base, confirm=None))]
+    #[pyo3(signature = (data, base, confirm=None, at=0, limit=usize::MAX))]
     fn process<'py>(
         &mut self,
         py: Python<'py>,
         data: &[u8],
         base: u64,
         confirm: Option<Bound<'py, PyAny>>,
+        at: usize,
+        limit: usize,
     ) -> PyResult<(
         Bound<'py, PyBytes>,
+        usize,
+        usize,
+        Vec<(usize, usize, usize)>,
         Vec<usize>,
-        Vec<usize>,
-        Option<Bound<'py, PyList>>,
+        Option<Bound<'py, PyTuple>>,
     )> {
-        let mut flagged = py.allow_threads(|| self.screened(data));
+        if at > data.len() + 1 {
+            return Err(PyValueError::new_err("`at` is past the data"));
+        }
+        let lines = py.allow_threads(|| line_spans(data, at, limit));
+        let end = lines.last().map_or(at, |l| l.1 + 1);
+        let mut flagged = py.allow_threads(|| self.screened(data, &lines));
         if let (Some(confirm), false) = (confirm, flagged.is_empty()) {
-            let lines: Vec<&[u8]> = data.split(|&b| b == b'\n').collect();
             let asked = PyList::empty(py);
             for &i in &flagged {
-                asked.append(PyBytes::new(py, lines[i]))?;
+                let (a, b) = lines[i];
+                asked.append(PyBytes::new(py, &data[a..b]))?;
             }
             let answers: Vec<bool> = confirm.call1((asked,))?.extract()?;
             if answers.len() != flagged.len() {
@@ -287,40 +342,36 @@ impl JsonCore {
                 .map(|(i, _)| i)
                 .collect();
         }
-        let p = py.allow_threads(|| self.run(data, base, &flagged));
+        let p = py.allow_threads(|| self.run(data, base, &lines, &flagged));
         let tap = if self.tap {
-            let list = PyList::empty(py);
-            let keys: Vec<Bound<'py, PyString>> =
-                TAP_KEYS.iter().map(|k| PyString::intern(py, k)).collect();
-            for view in &p.tap {
-                let d = PyDict::new(py);
-                for (key, &(kind, a, b)) in keys.iter().zip(view.iter()) {
-                    if a == usize::MAX {
-                        continue;
-                    }
-                    let tok = &p.tap_buf[a..b];
-                    if kind == Kind::Str && tok.len() <= CACHE_LEN {
-                        if let Some(obj) = self.strings.get(tok) {
-                            d.set_item(key, obj.bind(py))?;
-                            continue;
-                        }
-                        let obj = scalar(py, kind, tok)?;
-                        if self.strings.len() >= CACHE_MAX {
-                            self.strings.clear();
-                        }
-                        self.strings.insert(tok.to_vec(), obj.clone().unbind());
-                        d.set_item(key, obj)?;
-                    } else {
-                        d.set_item(key, scalar(py, kind, tok)?)?;
-                    }
-                }
-                list.append(d)?;
-            }
-            Some(list)
+            let c = &p.cols;
+            let items: Vec<Bound<'py, PyAny>> = vec![
+                ne_bytes(py, &c.access_lines, u32::to_ne_bytes).into_any(),
+                self.texts(py, &c.buf, &c.methods)?.into_any(),
+                self.texts(py, &c.buf, &c.paths)?.into_any(),
+                self.texts(py, &c.buf, &c.routes)?.into_any(),
+                ne_bytes(py, &c.status, f64::to_ne_bytes).into_any(),
+                ne_bytes(py, &c.duration, f64::to_ne_bytes).into_any(),
+                ne_bytes(py, &c.level_lines, u32::to_ne_bytes).into_any(),
+                self.texts(py, &c.buf, &c.levels)?.into_any(),
+            ];
+            Some(PyTuple::new(py, items)?)
         } else {
             None
         };
-        Ok((PyBytes::new(py, &p.out), p.slow, p.cuts, tap))
+        let slow = p
+            .slow
+            .iter()
+            .map(|&i| (i, lines[i].0, lines[i].1))
+            .collect();
+        Ok((
+            PyBytes::new(py, &p.out),
+            lines.len(),
+            end,
+            slow,
+            p.cuts,
+            tap,
+        ))
     }
 }
 

@@ -14,14 +14,14 @@ pub struct Screen {
     fold: [u8; 256],
     /// The table's two bits as bitsets indexed by a native-endian bigram (8 KiB each, so both
     /// stay in the L1 cache): `starts` = begins a trigram (bit 0), `ends` = ends one (bit 1).
-    starts: Vec<u64>,
-    ends: Vec<u64>,
+    starts: Box<[u64; 1024]>,
+    ends: Box<[u64; 1024]>,
     needles: Vec<Vec<u8>>,
     shapes: Vec<Shape>,
     pairs: Vec<(usize, usize)>,
 }
 
-fn bit(set: &[u64], i: usize) -> bool {
+fn bit(set: &[u64; 1024], i: usize) -> bool {
     set[i >> 6] >> (i & 63) & 1 != 0
 }
 
@@ -37,8 +37,8 @@ impl Screen {
         if needles.iter().any(|n| n.is_empty()) {
             return Err("empty literal in the scrub screen".into());
         }
-        let mut starts = vec![0u64; 1024];
-        let mut ends = vec![0u64; 1024];
+        let mut starts = Box::new([0u64; 1024]);
+        let mut ends = Box::new([0u64; 1024]);
         for (i, &bits) in lut.iter().enumerate() {
             starts[i >> 6] |= u64::from(bits & 1) << (i & 63);
             ends[i >> 6] |= u64::from((bits >> 1) & 1) << (i & 63);
@@ -62,25 +62,45 @@ impl Screen {
     }
 
     /// Whether `line` could need scrubbing (its bytes as in the file, no newline).
+    ///
+    /// One pass over the line: each byte is folded once, the trigram test looks up each bigram
+    /// once (does the previous bigram start a trigram and this one end it), and the runs of
+    /// folded digits are measured on the way. `scratch` is kept for the literal search, which
+    /// only literals of no digit shape need.
     pub fn flags(&self, line: &[u8], scratch: &mut Vec<u8>) -> bool {
-        scratch.clear();
-        scratch.extend(line.iter().map(|&b| self.fold[b as usize]));
+        if line.is_empty() {
+            return false;
+        }
+        let fold = &self.fold;
+        let (starts, ends) = (&*self.starts, &*self.ends);
+        let mut runs = ZeroRuns::default();
+        let (mut run, mut before) = (0usize, 0usize);
         // Two padding newlines, as the Python prefilter appends: every bigram has a successor.
-        scratch.extend_from_slice(b"\n\n");
-        let f = scratch.as_slice();
-        // trigram at p: bigram p starts one and bigram p+1 ends one
-        for p in 0..line.len() {
-            if bit(&self.starts, u16::from_ne_bytes([f[p], f[p + 1]]) as usize)
-                && bit(
-                    &self.ends,
-                    u16::from_ne_bytes([f[p + 1], f[p + 2]]) as usize,
-                )
-            {
+        let mut prev = fold[line[0] as usize];
+        let mut prev_starts = false;
+        for &b in line.iter().skip(1).chain(b"\n\n".iter()) {
+            let c = fold[b as usize];
+            let gram = u16::from_ne_bytes([prev, c]) as usize;
+            if prev_starts && bit(ends, gram) {
                 return true;
             }
+            prev_starts = bit(starts, gram);
+            if prev == b'0' {
+                run += 1;
+                if run > runs.longest {
+                    runs.longest = run;
+                }
+                for &(a, b) in &self.pairs {
+                    if run == b && before >= a && !runs.pairs.contains(&(a, b)) {
+                        runs.pairs.push((a, b));
+                    }
+                }
+            } else {
+                before = if prev == b'_' { run } else { 0 };
+                run = 0;
+            }
+            prev = c;
         }
-        let folded = &f[..line.len()];
-        let runs = ZeroRuns::of(folded, &self.pairs);
         self.needles
             .iter()
             .zip(&self.shapes)
@@ -92,7 +112,11 @@ impl Screen {
                 }
                 Shape::Zeros(k) => runs.longest >= k,
                 Shape::Pair(a, b) => runs.pairs.contains(&(a, b)),
-                Shape::Other => find(folded, n),
+                Shape::Other => {
+                    scratch.clear();
+                    scratch.extend(line.iter().map(|&b| fold[b as usize]));
+                    find(scratch, n)
+                }
             })
     }
 }
@@ -124,34 +148,10 @@ impl Shape {
 }
 
 /// Runs of '0' in a folded line: the longest, and which `Pair` literals occur.
+#[derive(Default)]
 struct ZeroRuns {
     longest: usize,
     pairs: Vec<(usize, usize)>,
-}
-
-impl ZeroRuns {
-    fn of(folded: &[u8], wanted: &[(usize, usize)]) -> ZeroRuns {
-        let mut out = ZeroRuns {
-            longest: 0,
-            pairs: Vec::new(),
-        };
-        let (mut run, mut before) = (0usize, 0usize); // `before`: the run just ahead of a single '_'
-        for &c in folded {
-            if c == b'0' {
-                run += 1;
-                out.longest = out.longest.max(run);
-                for &(a, b) in wanted {
-                    if before >= a && run >= b && !out.pairs.contains(&(a, b)) {
-                        out.pairs.push((a, b));
-                    }
-                }
-            } else {
-                before = if c == b'_' { run } else { 0 };
-                run = 0;
-            }
-        }
-        out
-    }
 }
 
 /// Whether some run of ASCII digits in `line` could be a card number to the scrubber's card rule:
@@ -260,16 +260,30 @@ mod tests {
 
     #[test]
     fn literal_shapes_are_found_in_one_pass() {
-        let pairs = [(4, 4)];
         assert!(Shape::of(b"0000_0000") == Shape::Pair(4, 4));
-        assert!(ZeroRuns::of(b"x 0000_000000 y", &pairs)
-            .pairs
-            .contains(&(4, 4)));
-        assert!(!ZeroRuns::of(b"000_0000 0000__0000", &pairs)
-            .pairs
-            .contains(&(4, 4)));
-        assert_eq!(ZeroRuns::of(b"00_000000000", &pairs).longest, 9);
         assert!(Shape::of(b"ab") == Shape::Other);
+        let fold: Vec<u8> = (0u16..256)
+            .map(|c| match c {
+                65..=90 => c as u8 + 32,
+                48..=57 => b'0',
+                32 | 45 => b'_',
+                _ => c as u8,
+            })
+            .collect();
+        let s = Screen::new(
+            &fold,
+            &[0u8; 65_536],
+            vec![b"0000_0000".to_vec(), b"000000000".to_vec(), b"ab".to_vec()],
+        )
+        .unwrap();
+        let mut scratch = Vec::new();
+        assert!(s.flags(b"x 1234-567890 y", &mut scratch));
+        assert!(s.flags(b"x 1234 5678", &mut scratch));
+        assert!(!s.flags(b"123-4567x1234--5678", &mut scratch));
+        assert!(s.flags(b"12-123456789", &mut scratch));
+        assert!(!s.flags(b"12-12345678", &mut scratch));
+        assert!(s.flags(b"xAB", &mut scratch));
+        assert!(!s.flags(b"a b", &mut scratch));
     }
 
     #[test]

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from logpipe import fields as F
+from logpipe.metrics.columns import TapColumns
 from logpipe.metrics.routes import OTHER, RouteTable, normalise_path, normalise_paths, shape_keys, shape_safe
 from logpipe.metrics.sketch import Prepared, prepare
 
@@ -287,6 +288,13 @@ def extract(records: list[dict[str, Any]], table: KeyTable) -> Batch:
     return _columns(len(records), access, ids, nkeys, status, dur, levels, exceptions)
 
 
+def extract_columns(cols: TapColumns, table: KeyTable) -> Batch:
+    """`extract` for records given as columns (logpipe.metrics.columns): same Batch, no dicts."""
+    ids = table.ids(cols.methods, cols.paths, cols.routes)
+    return _columns(cols.n_records, [], ids, len(table), cols.status, cols.durations, Counter(cols.levels),
+                    Counter(cols.exceptions))
+
+
 def _access_fast(records: list[Any], method: str, status: str,
                  kind: str) -> tuple[list[Any], list[Any]] | None:
     """(records, method column) when every record is a plain access record, else None.
@@ -349,7 +357,7 @@ def _columns(n_records: int, access: list[dict[str, Any]], ids: np.ndarray, nkey
         ends = np.r_[starts[1:], sid.size]
         groups = [(int(sid[s]), sms[s:e]) for s, e in zip(starts, ends, strict=True)]
     return Batch(
-        nkeys=nkeys, n_records=n_records, n_access=len(access), class_counts=class_counts,
+        nkeys=nkeys, n_records=n_records, n_access=ids.size, class_counts=class_counts,
         invalid=np.bincount(ids[invalid], minlength=nkeys),
         no_duration=np.bincount(ids[missing], minlength=nkeys),
         sum_ms=np.bincount(valid_ids, weights=valid_ms, minlength=nkeys),

@@ -14,6 +14,7 @@ from typing import Any
 
 from logpipe.config import Config, ConfigError
 from logpipe.metrics.alerts import AlertConfigError, AlertEngine, default_rules, load_rules
+from logpipe.metrics.columns import TapColumns
 from logpipe.metrics.dashboard import Dashboard
 from logpipe.metrics.dashboard_http import DashboardRoutes, DashboardStartError
 from logpipe.metrics.notify import StderrNotifier, WebhookNotifier
@@ -49,6 +50,9 @@ class MetricsRuntime:
 
     def observe(self, records: list[dict[str, Any]]) -> None:
         self.tap.observe(records)
+
+    def observe_columns(self, cols: TapColumns) -> None:
+        self.tap.observe_columns(cols)
 
     def drain_records(self) -> list[dict[str, Any]]:
         return self.tap.drain_records()

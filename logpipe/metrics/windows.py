@@ -17,8 +17,9 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from logpipe.metrics.batch import Batch, KeyTable, extract
+from logpipe.metrics.batch import Batch, KeyTable, extract, extract_columns
 from logpipe.metrics.block import Block
+from logpipe.metrics.columns import TapColumns
 from logpipe.metrics.sketch import DEFAULT_ALPHA
 
 SLOT_ALPHA = DEFAULT_ALPHA
@@ -52,6 +53,20 @@ class Aggregator:
             return None
         with self._extract_lock:  # the KeyTable's writer; scrapes never wait on this part
             batch = extract(records, self.table)
+        self._add(batch, records)
+        return batch
+
+    def observe_columns(self, cols: TapColumns) -> Batch | None:
+        """`observe` for records given as columns (the native core's road); listeners see the
+        records that came as dicts."""
+        if not cols.n_records:
+            return None
+        with self._extract_lock:
+            batch = extract_columns(cols, self.table)
+        self._add(batch, cols.records)
+        return batch
+
+    def _add(self, batch: Batch, records: list[dict[str, Any]]) -> None:
         with self.lock:
             self.total.add(batch)
             now = self.clock()
@@ -61,7 +76,6 @@ class Aggregator:
                 self._slot(now).add(batch)
             for listener in self.listeners:
                 listener(batch, records)
-        return batch
 
     def _slot(self, now: float) -> Block:
         idx = int(now // self.slot_s)

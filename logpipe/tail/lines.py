@@ -11,7 +11,6 @@ of NULs). Works on whole chunks with C-level splitting: per-line Python is the c
 from __future__ import annotations
 
 import operator
-from dataclasses import dataclass, field
 from itertools import accumulate, repeat
 
 from logpipe import fields
@@ -19,23 +18,66 @@ from logpipe import fields
 TAG_NUL_BYTES = "_nul_bytes"
 
 
-@dataclass
 class LineBlock:
     """Complete lines from one read: starts[i]..ends[i] are the byte offsets of texts[i]
-    (end is just past its newline). `tags` maps a start offset to that line's markers."""
+    (end is just past its newline). `tags` maps a start offset to that line's markers.
 
-    starts: list[int] = field(default_factory=list)
-    ends: list[int] = field(default_factory=list)
-    texts: list[str] = field(default_factory=list)
-    tags: dict[int, list[str]] = field(default_factory=dict)
-    # The file's bytes of every line, newline-separated, when they decoded as they are (no
-    # NUL, CR, over-long line or invalid UTF-8): the scrub helper takes a slice of these
-    # instead of re-encoding the texts. `raw_base` is the file offset of raw[0]; -1 = none.
-    raw: bytes = b""
-    raw_base: int = -1
+    `raw` is the file's bytes of every line, newline-separated (no final one), when they
+    decoded as they are (no NUL, CR, over-long line or invalid UTF-8); `raw_base` is the file
+    offset of raw[0], -1 when there is none. Such a block is lazy: its starts, ends and texts
+    are made on first use, so a consumer that reads `raw` whole (the native core) never pays
+    for a Python object per line."""
+
+    def __init__(self) -> None:
+        self._starts: list[int] = []
+        self._ends: list[int] = []
+        self._texts: list[str] = []
+        self.tags: dict[int, list[str]] = {}
+        self.raw = b""
+        self.raw_base = -1
+        self._lazy = 0  # lines of `raw` not made into starts/ends/texts yet
 
     def __len__(self) -> int:
-        return len(self.texts)
+        return len(self._texts) + self._lazy
+
+    def __repr__(self) -> str:
+        return f"LineBlock({len(self)} lines, raw_base={self.raw_base})"
+
+    @property
+    def starts(self) -> list[int]:
+        if self._lazy:
+            self._materialise()
+        return self._starts
+
+    @property
+    def ends(self) -> list[int]:
+        if self._lazy:
+            self._materialise()
+        return self._ends
+
+    @property
+    def texts(self) -> list[str]:
+        if self._lazy:
+            self._materialise()
+        return self._texts
+
+    def head(self, n: int) -> list[str]:
+        """The first `n` texts, without making the rest."""
+        if not self._lazy:
+            return self._texts[:n]
+        return [r.decode("utf-8") for r in self.raw.split(b"\n", n)[:n]]
+
+    def set_raw(self, region: bytes, base: int, count: int) -> None:
+        """Lines = `region` (`count` lines, checked clean) read at file offset `base`."""
+        assert not self._texts and not self._lazy
+        self.raw, self.raw_base, self._lazy = region, base, count
+
+    def _materialise(self) -> None:
+        region, base = self.raw, self.raw_base
+        texts = region.decode("utf-8").split("\n")
+        lens = map(len, region.split(b"\n")) if not region.isascii() else map(len, texts)
+        bounds = list(accumulate(map(operator.add, lens, repeat(1)), initial=base))
+        self._starts, self._ends, self._texts, self._lazy = bounds[:-1], bounds[1:], texts, 0
 
     def raw_span(self, i: int, j: int) -> bytes | None:
         """texts[i:j] as the file's bytes joined by b"\\n", or None when the block has none."""
@@ -45,11 +87,20 @@ class LineBlock:
         return self.raw[self.starts[i] - base:self.ends[j - 1] - base - 1]
 
     def add(self, start: int, end: int, text: str, tags: list[str] | None = None) -> None:
-        self.starts.append(start)
-        self.ends.append(end)
-        self.texts.append(text)
+        if self._lazy:
+            self._materialise()
+        self._starts.append(start)
+        self._ends.append(end)
+        self._texts.append(text)
         if tags:
             self.tags.setdefault(start, []).extend(tags)
+
+    def extend(self, starts: list[int], ends: list[int], texts: list[str]) -> None:
+        if self._lazy:
+            self._materialise()
+        self._starts.extend(starts)
+        self._ends.extend(ends)
+        self._texts.extend(texts)
 
 
 class LineSplitter:
@@ -169,6 +220,10 @@ def _split_region(region: bytes, base: int, max_line: int, out: LineBlock, first
 
     `first_extra` NUL bytes were already removed from the first line: its span in the file is
     that much longer than its bytes here (and it is tagged)."""
+    if (not first_extra and not len(out) and b"\x00" not in region and b"\r" not in region
+            and _short_lines(region, max_line) and _decodes(region)):
+        out.set_raw(region, base, region.count(b"\n") + 1)
+        return
     raws = region.split(b"\n")
     lens = list(map(len, raws))
     spans = lens if not first_extra else [lens[0] + first_extra, *lens[1:]]
@@ -184,8 +239,6 @@ def _split_region(region: bytes, base: int, max_line: int, out: LineBlock, first
             texts = None
         if texts is not None and b"\r" in region:
             texts = [t[:-1] if t.endswith("\r") else t for t in texts]
-        elif texts is not None and not first_extra and not out.texts:
-            out.raw, out.raw_base = region, base
     if texts is None:
         texts = []
         for raw, start in zip(raws, starts, strict=True):
@@ -204,6 +257,26 @@ def _split_region(region: bytes, base: int, max_line: int, out: LineBlock, first
                 out.tags.setdefault(start, []).extend(tags + more)
     if first_extra and TAG_NUL_BYTES not in out.tags.get(base, []):
         out.tags.setdefault(base, []).insert(0, TAG_NUL_BYTES)
-    out.starts.extend(starts)
-    out.ends.extend(ends)
-    out.texts.extend(texts)
+    out.extend(starts, ends, texts)
+
+
+def _short_lines(region: bytes, max_line: int) -> bool:
+    """No line of `region` (newline-separated, no final one) is longer than `max_line`: jumps
+    from line start to the last newline within reach, a few C-level searches per chunk."""
+    p, n = 0, len(region)
+    while n - p > max_line:
+        q = region.rfind(b"\n", p, p + max_line + 1)
+        if q < 0:
+            return False
+        p = q + 1
+    return True
+
+
+def _decodes(region: bytes) -> bool:
+    if region.isascii():
+        return True
+    try:
+        region.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
