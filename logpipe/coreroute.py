@@ -1,4 +1,8 @@
-"""The JSON fast road through the native core (`logpipe._core`): one call per chunk of lines.
+"""The fast road through the native core (`logpipe._core`): one call per chunk of lines.
+
+Text formats the core parses (`CORE_FORMATS`: common/combined access lines) take the same road
+through `TextCore`, whose `process` has `JsonCore.process`'s shape: lines it cannot vouch for come
+back by index and go the stream's Python parser (second chances, `_parse_failure`) as below.
 
 For a JSON stream whose lines decoded as they are, the core parses each line, enriches it
 (`host`, `log_file`, `log_offset`, the `_id`) and renders NDJSON bytes, screening every line with
@@ -21,14 +25,19 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass, field
+from datetime import UTC
 from typing import Any
 
 from logpipe.enrich import Enricher
+from logpipe.parse.timefmt import load_zone
 from logpipe.ship.stdout import encode_ndjson
 from logpipe.tail.lines import LineBlock
 from logpipe.tail.stream import Stream
 
 log = logging.getLogger("logpipe.core")
+
+#: Formats the core parses: `json` (`JsonCore`) and the text formats `TextCore` takes.
+CORE_FORMATS = frozenset({"json", "common", "combined"})
 
 
 def load_core() -> Any | None:
@@ -71,10 +80,15 @@ class CoreRoute:
         # The scrubber's exact per-line check, asked only about the lines the screen flags.
         self.confirm = (lambda lines: list(map(scrubber.suspicious_bytes, lines))) if scrubber is not None else None
         self._cores: dict[str, tuple[tuple[Any, ...], Any]] = {}
+        self._fmt = "json"
 
     def applies(self, fmt: str, block: LineBlock) -> bool:
-        """JSON lines that decoded as they are (the block carries the file's bytes of them)."""
-        return self.usable and fmt == "json" and block.raw_base >= 0 and not block.tags and len(block) > 0
+        """Lines of a format the core parses that decoded as they are (the block carries the
+        file's bytes of them)."""
+        if not (self.usable and fmt in CORE_FORMATS and block.raw_base >= 0 and not block.tags and len(block) > 0):
+            return False
+        self._fmt = fmt  # `run` follows on this block (the pipeline asks, then runs)
+        return True
 
     def forget(self, key: str) -> None:
         self._cores.pop(key, None)
@@ -83,16 +97,23 @@ class CoreRoute:
         """The stream's core, made anew when what it stamps on records changed (a followed file
         renamed by rotation keeps its key but is now read under another path)."""
         inp = stream.input
-        origin = (stream.path, stream.fp, inp.service, tuple(inp.tags))
+        fmt = self._fmt
+        origin = (fmt, inp.tz, stream.path, stream.fp, inp.service, tuple(inp.tags))
         held = self._cores.get(stream.key)
         if held is None or held[0] != origin:
-            held = self._cores[stream.key] = (origin, self.core.JsonCore(
-                self.enricher.host, stream.path, stream.fp, inp.service, list(inp.tags), self.screen, self.tap))
+            args = (self.enricher.host, stream.path, stream.fp, inp.service, list(inp.tags), self.screen, self.tap)
+            made = (self.core.JsonCore(*args) if fmt == "json"
+                    else self.core.TextCore(fmt, *args, load_zone(inp.tz) is UTC))
+            held = self._cores[stream.key] = (origin, made)
         return held[1]
 
-    def run(self, stream: Stream, parse: Any, counter: Any, block: LineBlock, i: int, j: int) -> CoreOutput:
-        """Lines i..j of `block` -> records. `parse` is the stream's JSON parser (the Python road)
-        and `counter` the object whose `failed` counts its failures (or None)."""
+    def run(self, stream: Stream, parse: Any, counter: Any, block: LineBlock, i: int, j: int,
+            fmt: str | None = None) -> CoreOutput:
+        """Lines i..j of `block` -> records. `parse` is the stream's parser (the Python road)
+        and `counter` the object whose `failed` counts its failures (or None). `fmt`: the
+        stream's format (default: the one `applies` last accepted)."""
+        if fmt is not None:
+            self._fmt = fmt
         base = block.raw_base
         data = block.raw[block.starts[i] - base:block.ends[j - 1] - base - 1]
         out, slow, cuts, tap = self._core_for(stream).process(data, block.starts[i], self.confirm)

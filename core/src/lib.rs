@@ -8,6 +8,9 @@ pub mod json;
 pub mod record;
 pub mod screen;
 pub mod split;
+pub mod text;
 
 #[cfg(feature = "python")]
 mod py;
+#[cfg(feature = "python")]
+mod py_text;

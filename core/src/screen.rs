@@ -19,6 +19,8 @@ pub struct Screen {
     needles: Vec<Vec<u8>>,
     shapes: Vec<Shape>,
     pairs: Vec<(usize, usize)>,
+    /// See `with_userinfo_rule`.
+    userinfo: bool,
 }
 
 fn bit(set: &[u64], i: usize) -> bool {
@@ -58,7 +60,17 @@ impl Screen {
             needles,
             shapes,
             pairs,
+            userinfo: false,
         })
+    }
+
+    /// Count a `://` trigram only where the scrubber's own URL-userinfo hint holds (`://`, then
+    /// no `/?#@` or line break before an `@`), as the card rule does for digit runs: every
+    /// referrer of an access line holds `://`. Only for records whose key names are fixed (a
+    /// text parser's), since an extra sensitive key could also begin with `://`.
+    pub fn with_userinfo_rule(mut self) -> Self {
+        self.userinfo = true;
+        self
     }
 
     /// Whether `line` could need scrubbing (its bytes as in the file, no newline).
@@ -76,6 +88,9 @@ impl Screen {
                     u16::from_ne_bytes([f[p + 1], f[p + 2]]) as usize,
                 )
             {
+                if self.userinfo && &f[p..p + 3] == b"://" && !userinfo_follows(&f[p + 3..]) {
+                    continue;
+                }
                 return true;
             }
         }
@@ -95,6 +110,18 @@ impl Screen {
                 Shape::Other => find(folded, n),
             })
     }
+}
+
+/// `[^/?#@\t\r\n]*@` at the start of `rest` (the scrubber's `_USERINFO_HINT` after `://`).
+fn userinfo_follows(rest: &[u8]) -> bool {
+    for &b in rest {
+        match b {
+            b'@' => return true,
+            b'/' | b'?' | b'#' | b'\t' | b'\r' | b'\n' => return false,
+            _ => {}
+        }
+    }
+    false
 }
 
 /// The literal shapes the scrubber's card literals have on the folded view (digits fold to
@@ -276,5 +303,23 @@ mod tests {
     fn refuses_tables_of_the_wrong_size() {
         assert!(Screen::new(&[0; 10], &[0; 65_536], vec![]).is_err());
         assert!(Screen::new(&[0; 256], &[0; 10], vec![]).is_err());
+    }
+
+    #[test]
+    fn userinfo_rule_counts_a_url_only_with_credentials() {
+        let fold: Vec<u8> = (0u16..256).map(|c| c as u8).collect();
+        let mut lut = vec![0u8; 65_536];
+        lut[u16::from_ne_bytes(*b":/") as usize] |= 1;
+        lut[u16::from_ne_bytes(*b"//") as usize] |= 2;
+        let plain = Screen::new(&fold, &lut, vec![b"qqq".to_vec()]).unwrap();
+        let refined = Screen::new(&fold, &lut, vec![b"qqq".to_vec()])
+            .unwrap()
+            .with_userinfo_rule();
+        let mut scratch = Vec::new();
+        let referrer = b"\"GET / HTTP/1.1\" 200 5 \"https://shop.example/a@b\" \"curl\"";
+        assert!(plain.flags(referrer, &mut scratch));
+        assert!(!refined.flags(referrer, &mut scratch));
+        assert!(refined.flags(b"\"https://u:p@shop.example/\"", &mut scratch));
+        assert!(refined.flags(b"https://shop/ then ftp://me@host", &mut scratch));
     }
 }

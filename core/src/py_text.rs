@@ -1,0 +1,201 @@
+//! `logpipe._core.TextCore`: the text formats' fast road, with `JsonCore.process`'s call shape so
+//! `logpipe.coreroute` can hold either (the format picks the class).
+
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PyString};
+
+use crate::record::Origin;
+use crate::screen::Screen;
+use crate::text::{render, time, Format, TapView};
+
+/// The scrub screen's tables as `logpipe.scrub` hands them over: (fold, trigram table, literals).
+type ScreenTables = (Vec<u8>, Vec<u8>, Vec<Vec<u8>>);
+
+/// One stream's text fast road: lines of one format -> enriched NDJSON, plus the lines Python
+/// must handle (those the scanner cannot vouch for, and those the scrub screen flags).
+#[pyclass(module = "logpipe._core")]
+struct TextCore {
+    fmt: Format,
+    origin: Origin,
+    screen: Option<Screen>,
+    tap: bool,
+    naive_utc: bool,
+}
+
+struct Processed<'a> {
+    out: Vec<u8>,
+    slow: Vec<usize>,
+    cuts: Vec<usize>,
+    tap: Vec<TapView<'a>>,
+}
+
+impl TextCore {
+    fn screened(&self, data: &[u8]) -> Vec<usize> {
+        let Some(screen) = &self.screen else {
+            return Vec::new();
+        };
+        let mut scratch = Vec::new();
+        data.split(|&b| b == b'\n')
+            .enumerate()
+            .filter(|(_, line)| screen.flags(line, &mut scratch))
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    fn run<'a>(&self, data: &'a [u8], base: u64, flagged: &[usize]) -> Processed<'a> {
+        let mut p = Processed {
+            out: Vec::with_capacity(data.len() * 2 + 4096),
+            slow: Vec::new(),
+            cuts: Vec::new(),
+            tap: Vec::new(),
+        };
+        let mut pos = 0usize;
+        let mut last = time::Last::default();
+        let mut flagged = flagged.iter().peekable();
+        for (i, line) in data.split(|&b| b == b'\n').enumerate() {
+            let start = base + pos as u64;
+            pos += line.len() + 1;
+            let is_flagged = flagged.next_if(|&&f| f == i).is_some();
+            let view = match (is_flagged, std::str::from_utf8(line)) {
+                (false, Ok(text)) => render(
+                    self.fmt,
+                    text,
+                    start,
+                    &self.origin,
+                    self.naive_utc,
+                    &mut last,
+                    &mut p.out,
+                ),
+                _ => None,
+            };
+            match view {
+                Some(v) if self.tap => p.tap.push(v),
+                Some(_) => {}
+                None => {
+                    p.slow.push(i);
+                    p.cuts.push(p.out.len());
+                }
+            }
+        }
+        p
+    }
+}
+
+#[pymethods]
+impl TextCore {
+    /// `fmt`: a text format name (`common`, `combined`); `screen` as for `JsonCore`;
+    /// `naive_utc`: the stream's zone is UTC (naive timestamps are taken as they are).
+    #[new]
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (fmt, host, path, fp, service, tags, screen, tap, naive_utc))]
+    fn new(
+        fmt: &str,
+        host: String,
+        path: String,
+        fp: String,
+        service: String,
+        tags: Vec<String>,
+        screen: Option<ScreenTables>,
+        tap: bool,
+        naive_utc: bool,
+    ) -> PyResult<Self> {
+        let fmt = Format::from_name(fmt)
+            .ok_or_else(|| PyValueError::new_err(format!("the core has no text format {fmt:?}")))?;
+        let screen = match screen {
+            Some((fold, lut, needles)) => {
+                let screen = Screen::new(&fold, &lut, needles).map_err(PyValueError::new_err)?;
+                Some(screen.with_userinfo_rule())
+            }
+            None => None,
+        };
+        Ok(TextCore {
+            fmt,
+            origin: Origin {
+                host,
+                path,
+                fp,
+                service,
+                tags,
+            },
+            screen,
+            tap,
+            naive_utc,
+        })
+    }
+
+    /// As `JsonCore.process`: `data` is whole lines joined by newlines (no final one), the first
+    /// at file offset `base`; `confirm` answers, per flagged line, whether the scrubber must see
+    /// it. Returns (NDJSON of the fast records, indices of the lines Python must handle, where in
+    /// the NDJSON each of those goes, tap views of the fast records or None).
+    #[allow(clippy::type_complexity)]
+    #[pyo3(signature = (data, base, confirm=None))]
+    fn process<'py>(
+        &mut self,
+        py: Python<'py>,
+        data: &[u8],
+        base: u64,
+        confirm: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<(
+        Bound<'py, PyBytes>,
+        Vec<usize>,
+        Vec<usize>,
+        Option<Bound<'py, PyList>>,
+    )> {
+        let mut flagged = py.allow_threads(|| self.screened(data));
+        if let (Some(confirm), false) = (confirm, flagged.is_empty()) {
+            let lines: Vec<&[u8]> = data.split(|&b| b == b'\n').collect();
+            let asked = PyList::empty(py);
+            for &i in &flagged {
+                asked.append(PyBytes::new(py, lines[i]))?;
+            }
+            let answers: Vec<bool> = confirm.call1((asked,))?.extract()?;
+            if answers.len() != flagged.len() {
+                return Err(PyValueError::new_err(
+                    "confirm must answer one bool per line",
+                ));
+            }
+            flagged = flagged
+                .into_iter()
+                .zip(answers)
+                .filter(|&(_, yes)| yes)
+                .map(|(i, _)| i)
+                .collect();
+        }
+        let p = py.allow_threads(|| self.run(data, base, &flagged));
+        let tap = if self.tap {
+            let list = PyList::empty(py);
+            let (k_method, k_path, k_status, k_duration) = (
+                PyString::intern(py, "method"),
+                PyString::intern(py, "path"),
+                PyString::intern(py, "status"),
+                PyString::intern(py, "duration_ms"),
+            );
+            for v in &p.tap {
+                let d = PyDict::new(py);
+                if let Some(m) = v.method {
+                    let upper = m.to_ascii_uppercase();
+                    d.set_item(&k_method, PyString::intern(py, &upper))?;
+                }
+                if let Some(path) = v.path {
+                    d.set_item(&k_path, path)?;
+                }
+                if let Some(s) = v.status {
+                    d.set_item(&k_status, s)?;
+                }
+                if let Some(ms) = v.duration_ms {
+                    d.set_item(&k_duration, ms as f64)?;
+                }
+                list.append(d)?;
+            }
+            Some(list)
+        } else {
+            None
+        };
+        Ok((PyBytes::new(py, &p.out), p.slow, p.cuts, tap))
+    }
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<TextCore>()
+}
