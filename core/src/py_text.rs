@@ -7,7 +7,7 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 
 use crate::record::Origin;
 use crate::screen::Screen;
-use crate::text::{render, time, Format, TapView};
+use crate::text::{multiline, render, time, Format, TapView};
 
 /// The scrub screen's tables as `logpipe.scrub` hands them over: (fold, trigram table, literals).
 type ScreenTables = (Vec<u8>, Vec<u8>, Vec<Vec<u8>>);
@@ -196,6 +196,62 @@ impl TextCore {
     }
 }
 
+/// Multi-line grouping (`logpipe.parse.multiline.MultilineJoiner`'s rules) in the core.
+#[pyclass(module = "logpipe._core")]
+struct Joiner {
+    inner: multiline::Joiner,
+}
+
+type EventTuple = (u64, u64, String, bool);
+
+fn events(v: Vec<multiline::Event>) -> Vec<EventTuple> {
+    v.into_iter()
+        .map(|e| (e.start, e.end, e.text, e.capped))
+        .collect()
+}
+
+#[pymethods]
+impl Joiner {
+    /// `start_pattern`: a user's start pattern (None: the built-in rules, `timestamped` for the
+    /// Python text formats). A pattern the core's regex engine cannot take raises ValueError
+    /// with the engine's reason.
+    #[new]
+    #[pyo3(signature = (start_pattern, timestamped, max_lines, max_bytes))]
+    fn new(
+        start_pattern: Option<&str>,
+        timestamped: bool,
+        max_lines: usize,
+        max_bytes: u64,
+    ) -> PyResult<Self> {
+        let rule = match start_pattern {
+            Some(p) => multiline::Rule::start_pattern(p).map_err(PyValueError::new_err)?,
+            None => multiline::Rule::Builtin { timestamped },
+        };
+        Ok(Joiner {
+            inner: multiline::Joiner::new(rule, max_lines, max_bytes),
+        })
+    }
+
+    /// Complete lines [(start, end, text)] in file order -> the events they completed
+    /// [(start, end, text, capped)].
+    fn feed(&mut self, lines: Vec<(u64, u64, String)>) -> Vec<EventTuple> {
+        let mut out = Vec::new();
+        self.inner.feed(lines, &mut out);
+        events(out)
+    }
+
+    /// The pending event, forced out (zero or one).
+    fn flush(&mut self) -> Vec<EventTuple> {
+        events(self.inner.flush().into_iter().collect())
+    }
+
+    #[getter]
+    fn pending_start(&self) -> Option<u64> {
+        self.inner.pending_start()
+    }
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_class::<TextCore>()
+    m.add_class::<TextCore>()?;
+    m.add_class::<Joiner>()
 }

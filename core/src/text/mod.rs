@@ -5,6 +5,8 @@
 //! which goes the Python way (that road also counts and tags the lines no parser understands).
 
 pub mod clf;
+pub mod multiline;
+mod pyuni;
 pub mod time;
 
 use crate::record::{write_enrichment, Origin};
