@@ -1,6 +1,8 @@
 //! `logpipe._core.TextCore`: the text formats' fast road, with `JsonCore.process`'s call shape so
 //! `logpipe.coreroute` can hold either (the format picks the class).
 
+use std::collections::HashMap;
+
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString};
@@ -21,7 +23,14 @@ struct TextCore {
     screen: Option<Screen>,
     tap: bool,
     naive_utc: bool,
+    /// Tap-view objects seen before (paths, statuses repeat): one Python object each.
+    strings: HashMap<String, Py<PyString>>,
+    statuses: HashMap<u16, Py<PyAny>>,
 }
+
+/// Paths longer than this are not kept in `TextCore::strings`; nor more than `CACHE_MAX` of them.
+const CACHE_LEN: usize = 96;
+const CACHE_MAX: usize = 20_000;
 
 struct Processed<'a> {
     out: Vec<u8>,
@@ -45,7 +54,7 @@ impl TextCore {
 
     fn run<'a>(&self, data: &'a [u8], base: u64, flagged: &[usize]) -> Processed<'a> {
         let mut p = Processed {
-            out: Vec::with_capacity(data.len() * 2 + 4096),
+            out: Vec::with_capacity(data.len() * 4 + 4096),
             slow: Vec::new(),
             cuts: Vec::new(),
             tap: Vec::new(),
@@ -121,6 +130,8 @@ impl TextCore {
             screen,
             tap,
             naive_utc,
+            strings: HashMap::new(),
+            statuses: HashMap::new(),
         })
     }
 
@@ -178,10 +189,29 @@ impl TextCore {
                     d.set_item(&k_method, PyString::intern(py, &upper))?;
                 }
                 if let Some(path) = v.path {
-                    d.set_item(&k_path, path)?;
+                    if path.len() > CACHE_LEN {
+                        d.set_item(&k_path, path)?;
+                    } else if let Some(obj) = self.strings.get(path) {
+                        d.set_item(&k_path, obj.bind(py))?;
+                    } else {
+                        if self.strings.len() >= CACHE_MAX {
+                            self.strings.clear();
+                        }
+                        let obj = PyString::new(py, path);
+                        self.strings.insert(path.to_owned(), obj.clone().unbind());
+                        d.set_item(&k_path, obj)?;
+                    }
                 }
                 if let Some(s) = v.status {
-                    d.set_item(&k_status, s)?;
+                    let obj = match self.statuses.get(&s) {
+                        Some(obj) => obj.clone_ref(py),
+                        None => {
+                            let obj = s.into_pyobject(py)?.into_any().unbind();
+                            self.statuses.insert(s, obj.clone_ref(py));
+                            obj
+                        }
+                    };
+                    d.set_item(&k_status, obj)?;
                 }
                 if let Some(ms) = v.duration_ms {
                     d.set_item(&k_duration, ms as f64)?;

@@ -82,15 +82,17 @@ fn int(out: &mut Vec<u8>, mut v: u64) {
 
 /// A JSON string of printable ASCII (all the scanners accept): only `"` and `\` are escaped.
 fn write_str(out: &mut Vec<u8>, s: &str) {
+    out.reserve(s.len() + 2);
     out.push(b'"');
-    let mut rest = s.as_bytes();
-    while let Some(i) = rest.iter().position(|&b| b == b'"' || b == b'\\') {
-        out.extend_from_slice(&rest[..i]);
-        out.push(b'\\');
-        out.push(rest[i]);
-        rest = &rest[i + 1..];
+    let mut run = 0;
+    for (i, &b) in s.as_bytes().iter().enumerate() {
+        if b == b'"' || b == b'\\' {
+            out.extend_from_slice(&s.as_bytes()[run..i]);
+            out.push(b'\\');
+            run = i;
+        }
     }
-    out.extend_from_slice(rest);
+    out.extend_from_slice(&s.as_bytes()[run..]);
     out.push(b'"');
 }
 
