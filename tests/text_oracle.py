@@ -91,14 +91,16 @@ def clf_record(text: str, now: str, tz: str = "UTC") -> dict[str, Any] | None:
 
 def reference_road(block: LineBlock, scrubber: Any, now: str, *, fmt: str = "combined", tz: str = "UTC",
                    service: str = "", tags: tuple[str, ...] = ()) -> tuple[list[dict[str, Any]], int]:
-    """Records of the block's non-blank lines, and how many were `_parse_failure`."""
+    """Records of the block's non-blank lines, and how many were `_parse_failure`. Access lines
+    go through `clf_record`; the Python logging formats through the product's parser (their
+    reference until it moves here)."""
     keep = [i for i, t in enumerate(block.texts) if t and not t.isspace()]
     texts = [block.texts[i] for i in keep]
     starts = [block.starts[i] for i in keep]
     python = make_parser(fmt, tz=tz, service=service)  # what the reference rejects: second chances, failures
     records = []
     for text in texts:
-        rec = clf_record(text, now, tz)
+        rec = clf_record(text, now, tz) if fmt in ("common", "combined") else None
         if rec is None:
             (rec,) = python([text])
         elif service:

@@ -216,6 +216,9 @@ impl TextCore {
                 if let Some(ms) = v.duration_ms {
                     d.set_item(&k_duration, ms as f64)?;
                 }
+                if let Some(level) = &v.level {
+                    d.set_item(PyString::intern(py, "level"), PyString::intern(py, level))?;
+                }
                 list.append(d)?;
             }
             Some(list)

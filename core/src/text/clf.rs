@@ -26,20 +26,20 @@ pub struct Access<'a> {
     pub remote_user: Option<&'a str>,
 }
 
-struct Cursor<'a> {
-    s: &'a str,
-    pos: usize,
+pub(super) struct Cursor<'a> {
+    pub(super) s: &'a str,
+    pub(super) pos: usize,
 }
 
 impl<'a> Cursor<'a> {
-    fn rest(&self) -> &'a [u8] {
+    pub(super) fn rest(&self) -> &'a [u8] {
         &self.s.as_bytes()[self.pos..]
     }
-    fn eat(&mut self, lit: &[u8]) -> Option<()> {
+    pub(super) fn eat(&mut self, lit: &[u8]) -> Option<()> {
         self.rest().starts_with(lit).then(|| self.pos += lit.len())
     }
     /// A run of non-space bytes (at least one), which must be followed by a space.
-    fn token(&mut self) -> Option<&'a str> {
+    pub(super) fn token(&mut self) -> Option<&'a str> {
         let n = self.rest().iter().position(|&b| b == b' ')?;
         if n == 0 {
             return None;
@@ -68,7 +68,7 @@ impl<'a> Cursor<'a> {
     }
 }
 
-fn number(b: &[u8]) -> Option<u64> {
+pub(super) fn number(b: &[u8]) -> Option<u64> {
     if b.is_empty() || b.len() > 18 || !b.iter().all(u8::is_ascii_digit) {
         return None;
     }

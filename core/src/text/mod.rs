@@ -6,6 +6,7 @@
 
 pub mod clf;
 pub mod multiline;
+pub mod pyfmt;
 mod pyuni;
 pub mod time;
 
@@ -16,12 +17,18 @@ use crate::record::{write_enrichment, Origin};
 pub enum Format {
     /// `common` and `combined`: one scanner, as in `logpipe.parse.clf`.
     Clf,
+    /// `python` (`%(asctime)s - %(name)s - %(levelname)s - [%(funcName)s:%(lineno)d - ]%(message)s`).
+    Python,
+    /// `python_short` (`%(asctime)s - %(levelname)s - %(message)s`).
+    PythonShort,
 }
 
 impl Format {
     pub fn from_name(name: &str) -> Option<Self> {
         match name {
             "common" | "combined" => Some(Format::Clf),
+            "python" => Some(Format::Python),
+            "python_short" => Some(Format::PythonShort),
             _ => None,
         }
     }
@@ -33,6 +40,7 @@ pub struct TapView<'a> {
     pub path: Option<&'a str>,
     pub status: Option<u16>,
     pub duration_ms: Option<u64>,
+    pub level: Option<String>,
 }
 
 /// One line (read at file offset `start`) -> its record in `out`; `None` (and `out` untouched)
@@ -55,9 +63,42 @@ pub fn render<'a>(
                 path: a.path,
                 status: Some(a.status),
                 duration_ms: a.duration_ms,
+                level: None,
+            })
+        }
+        Format::Python | Format::PythonShort => {
+            let p = pyfmt::parse(line, fmt == Format::Python, naive_utc)?;
+            render_python(&p, start, origin, out);
+            Some(TapView {
+                method: None,
+                path: None,
+                status: None,
+                duration_ms: None,
+                level: Some(p.level),
             })
         }
     }
+}
+
+/// `PythonParser`/`PythonShortParser`'s record, in their key order.
+fn render_python(p: &pyfmt::PyLine, start: u64, origin: &Origin, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"{\"@timestamp\":\"");
+    out.extend_from_slice(&p.timestamp);
+    out.extend_from_slice(b"\",\"level\":");
+    write_str(out, &p.level);
+    if let Some(name) = p.logger {
+        key(out, b"logger");
+        write_str(out, name);
+    }
+    key(out, b"message");
+    write_str(out, p.message);
+    if let (Some(f), Some(n)) = (p.function, p.lineno) {
+        key(out, b"function");
+        write_str(out, f);
+        key(out, b"lineno");
+        int(out, n);
+    }
+    write_enrichment(start, origin, out);
 }
 
 fn key(out: &mut Vec<u8>, k: &[u8]) {
