@@ -38,6 +38,8 @@ log = logging.getLogger("logpipe.core")
 
 #: Formats the core parses: `json` (`JsonCore`) and the text formats `TextCore` takes.
 CORE_FORMATS = frozenset({"json", "common", "combined"})
+#: Formats whose events the joiner makes (they can span lines): `run_events` takes them.
+EVENT_FORMATS = frozenset({"python", "python_short"})
 
 
 def load_core() -> Any | None:
@@ -150,4 +152,35 @@ class CoreRoute:
         pieces.append(out[at:])
         result.ndjson = b"".join(pieces)
         result.count = (j - i) - len(slow) + len(keep)
+        return result
+
+    def run_events(self, stream: Stream, parse: Any, counter: Any, fmt: str, texts: list[str],
+                   starts: list[int]) -> CoreOutput:
+        """Joined events (not blank, no line tags) of an `EVENT_FORMATS` stream -> records, as
+        `run` does for lines: one-line events in the core, the rest (tracebacks, lines it cannot
+        vouch for) through `parse` and the enricher, put back in their place."""
+        self._fmt = fmt
+        out, slow, cuts, tap = self._core_for(stream).process_texts(texts, starts, self.confirm)
+        result = CoreOutput(tap=tap if tap is not None else [])
+        if not slow:
+            result.ndjson, result.count = out, len(texts)
+            return result
+        kept = [texts[k] for k in slow]
+        before = counter.failed if counter is not None else 0
+        records = parse(kept)
+        if counter is not None:
+            result.parse_failures = counter.failed - before
+        self.enricher.apply(records, kept, [starts[k] for k in slow], stream.path, stream.fp, None,
+                            stream.input.tags, keep_ids=stream.keeps_ids)
+        pieces: list[bytes] = []
+        at = 0
+        for cut, rec in zip(cuts, records, strict=True):
+            piece, reduced = encode_ndjson([rec])
+            result.encode_failures += reduced
+            pieces += [out[at:cut], piece]
+            at = cut
+        pieces.append(out[at:])
+        if self.tap:
+            result.tap.extend(records)
+        result.ndjson, result.count = b"".join(pieces), len(texts)
         return result

@@ -22,6 +22,7 @@ from logpipe.enrich import Enricher
 from logpipe.parse import make_parser
 from logpipe.parse.clf import ClfParser
 from logpipe.scrub import Scrubber
+from logpipe.ship.stdout import encode_ndjson
 from logpipe.tail.stream import Stream
 from tests.core_oracle import split, tap_projection
 from tests.text_oracle import FP, HOST, PATH, clf_record, reference_road
@@ -221,3 +222,34 @@ def test_python_lines_the_core_renders() -> None:
     assert slow == [] and tap == [{"level": "warning"}, {"level": "error"}]
     got = assert_same(lines, "off", fmt="python")
     assert got[0]["function"] == "create_invoice" and got[1]["@timestamp"] == "2026-11-24T06:00:00.500000Z"
+
+
+def test_joined_events_take_the_core_where_they_are_one_line() -> None:
+    """`run_events`: the joiner's events (a traceback joined to its line, offsets not adjacent)
+    come out as the Python road makes them, in order; only the one-line ones in the core."""
+    from logpipe.config import MultilineConfig
+    from logpipe.parse.multiline import MultilineJoiner
+
+    text = ("2026-11-24 07:00:00,123 - app - ERROR - boom\nTraceback (most recent call last):\n"
+            '  File "a.py", line 1, in <module>\nValueError: bad\n\n'
+            "2026-11-24 07:00:01,000 - app - INFO - mail bob@example.com\n"
+            "2026-11-24 07:00:02,000 - app - INFO - main:3 - next\nnot timestamped, joined\n"
+            "2026-11-24 07:00:03,000 - app - WARN - last\n")
+    block = split(text.encode())
+    joiner = MultilineJoiner(MultilineConfig(), "python")
+    events = joiner.feed(list(zip(block.starts, block.ends, block.texts, strict=True))) + joiner.flush()
+    starts, texts = [e[0] for e in events], [e[2] for e in events]
+    scrubber = Scrubber()
+    route = CoreRoute(_core, Enricher(HOST, scrubber, parallel=False), tap=True)
+    stream = Stream(key="k", path=PATH, fp=FP, input=InputConfig(paths=[PATH]))
+    parser = make_parser("python")
+    out = route.run_events(stream, parser, parser.__self__, "python", texts, starts)
+    got = [orjson.loads(x) for x in out.ndjson.splitlines()]
+    want = make_parser("python")(list(texts))
+    Enricher(HOST, Scrubber(), parallel=False).apply(want, list(texts), starts, PATH, FP)
+    assert [list(r.items()) for r in got] == [list(orjson.loads(encode_ndjson([r])[0]).items()) for r in want]
+    assert got[0]["exception"]["type"] == "ValueError" and "[REDACTED:email]" in got[1]["message"]
+    assert got[3]["level"] == "warning" and out.count == 4 and len(out.tap) == 4
+    _, slow, _, _ = _core.TextCore("python", HOST, PATH, FP, "", [], scrubber.screen_tables(), False, True
+                                   ).process_texts(texts, starts, None)
+    assert slow == [0, 1, 2]  # the traceback, the finding, the joined message

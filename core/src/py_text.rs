@@ -39,32 +39,34 @@ struct Processed<'a> {
     tap: Vec<TapView<'a>>,
 }
 
+/// The lines (or events) of one call: (file offset, bytes).
+type Items<'a> = Vec<(u64, &'a [u8])>;
+
 impl TextCore {
-    fn screened(&self, data: &[u8]) -> Vec<usize> {
+    fn screened(&self, items: &Items) -> Vec<usize> {
         let Some(screen) = &self.screen else {
             return Vec::new();
         };
         let mut scratch = Vec::new();
-        data.split(|&b| b == b'\n')
+        items
+            .iter()
             .enumerate()
-            .filter(|(_, line)| screen.flags(line, &mut scratch))
+            .filter(|(_, (_, line))| screen.flags(line, &mut scratch))
             .map(|(i, _)| i)
             .collect()
     }
 
-    fn run<'a>(&self, data: &'a [u8], base: u64, flagged: &[usize]) -> Processed<'a> {
+    fn run<'a>(&self, items: &Items<'a>, flagged: &[usize]) -> Processed<'a> {
+        let size: usize = items.iter().map(|(_, l)| l.len() + 1).sum();
         let mut p = Processed {
-            out: Vec::with_capacity(data.len() * 4 + 4096),
+            out: Vec::with_capacity(size * 4 + 4096),
             slow: Vec::new(),
             cuts: Vec::new(),
             tap: Vec::new(),
         };
-        let mut pos = 0usize;
         let mut last = time::Last::default();
         let mut flagged = flagged.iter().peekable();
-        for (i, line) in data.split(|&b| b == b'\n').enumerate() {
-            let start = base + pos as u64;
-            pos += line.len() + 1;
+        for (i, &(start, line)) in items.iter().enumerate() {
             let is_flagged = flagged.next_if(|&&f| f == i).is_some();
             let view = match (is_flagged, std::str::from_utf8(line)) {
                 (false, Ok(text)) => render(
@@ -89,7 +91,104 @@ impl TextCore {
         }
         p
     }
+
+    /// Screen, confirm, render: the work of `process` and `process_texts`.
+    fn go<'py>(
+        &mut self,
+        py: Python<'py>,
+        items: Items,
+        confirm: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<Outcome<'py>> {
+        let mut flagged = py.allow_threads(|| self.screened(&items));
+        if let (Some(confirm), false) = (confirm, flagged.is_empty()) {
+            let asked = PyList::empty(py);
+            for &i in &flagged {
+                asked.append(PyBytes::new(py, items[i].1))?;
+            }
+            let answers: Vec<bool> = confirm.call1((asked,))?.extract()?;
+            if answers.len() != flagged.len() {
+                return Err(PyValueError::new_err(
+                    "confirm must answer one bool per line",
+                ));
+            }
+            flagged = flagged
+                .into_iter()
+                .zip(answers)
+                .filter(|&(_, yes)| yes)
+                .map(|(i, _)| i)
+                .collect();
+        }
+        let p = py.allow_threads(|| self.run(&items, &flagged));
+        let tap = if self.tap {
+            Some(self.tap_views(py, &p.tap)?)
+        } else {
+            None
+        };
+        Ok((PyBytes::new(py, &p.out), p.slow, p.cuts, tap))
+    }
+
+    fn tap_views<'py>(
+        &mut self,
+        py: Python<'py>,
+        views: &[TapView],
+    ) -> PyResult<Bound<'py, PyList>> {
+        let list = PyList::empty(py);
+        let (k_method, k_path, k_status, k_duration) = (
+            PyString::intern(py, "method"),
+            PyString::intern(py, "path"),
+            PyString::intern(py, "status"),
+            PyString::intern(py, "duration_ms"),
+        );
+        for v in views {
+            let d = PyDict::new(py);
+            if let Some(m) = v.method {
+                let upper = m.to_ascii_uppercase();
+                d.set_item(&k_method, PyString::intern(py, &upper))?;
+            }
+            if let Some(path) = v.path {
+                if path.len() > CACHE_LEN {
+                    d.set_item(&k_path, path)?;
+                } else if let Some(obj) = self.strings.get(path) {
+                    d.set_item(&k_path, obj.bind(py))?;
+                } else {
+                    if self.strings.len() >= CACHE_MAX {
+                        self.strings.clear();
+                    }
+                    let obj = PyString::new(py, path);
+                    self.strings.insert(path.to_owned(), obj.clone().unbind());
+                    d.set_item(&k_path, obj)?;
+                }
+            }
+            if let Some(s) = v.status {
+                let obj = match self.statuses.get(&s) {
+                    Some(obj) => obj.clone_ref(py),
+                    None => {
+                        let obj = s.into_pyobject(py)?.into_any().unbind();
+                        self.statuses.insert(s, obj.clone_ref(py));
+                        obj
+                    }
+                };
+                d.set_item(&k_status, obj)?;
+            }
+            if let Some(ms) = v.duration_ms {
+                d.set_item(&k_duration, ms as f64)?;
+            }
+            if let Some(level) = &v.level {
+                d.set_item(PyString::intern(py, "level"), PyString::intern(py, level))?;
+            }
+            list.append(d)?;
+        }
+        Ok(list)
+    }
 }
+
+/// What `process` answers: (NDJSON, slow indices, cuts, tap views or None).
+type Outcome<'py> = (
+    Bound<'py, PyBytes>,
+    Vec<usize>,
+    Vec<usize>,
+    Option<Bound<'py, PyList>>,
+);
 
 #[pymethods]
 impl TextCore {
@@ -139,7 +238,6 @@ impl TextCore {
     /// at file offset `base`; `confirm` answers, per flagged line, whether the scrubber must see
     /// it. Returns (NDJSON of the fast records, indices of the lines Python must handle, where in
     /// the NDJSON each of those goes, tap views of the fast records or None).
-    #[allow(clippy::type_complexity)]
     #[pyo3(signature = (data, base, confirm=None))]
     fn process<'py>(
         &mut self,
@@ -147,85 +245,39 @@ impl TextCore {
         data: &[u8],
         base: u64,
         confirm: Option<Bound<'py, PyAny>>,
-    ) -> PyResult<(
-        Bound<'py, PyBytes>,
-        Vec<usize>,
-        Vec<usize>,
-        Option<Bound<'py, PyList>>,
-    )> {
-        let mut flagged = py.allow_threads(|| self.screened(data));
-        if let (Some(confirm), false) = (confirm, flagged.is_empty()) {
-            let lines: Vec<&[u8]> = data.split(|&b| b == b'\n').collect();
-            let asked = PyList::empty(py);
-            for &i in &flagged {
-                asked.append(PyBytes::new(py, lines[i]))?;
-            }
-            let answers: Vec<bool> = confirm.call1((asked,))?.extract()?;
-            if answers.len() != flagged.len() {
-                return Err(PyValueError::new_err(
-                    "confirm must answer one bool per line",
-                ));
-            }
-            flagged = flagged
-                .into_iter()
-                .zip(answers)
-                .filter(|&(_, yes)| yes)
-                .map(|(i, _)| i)
-                .collect();
+    ) -> PyResult<Outcome<'py>> {
+        let mut pos = base;
+        let items = data
+            .split(|&b| b == b'\n')
+            .map(|line| {
+                let start = pos;
+                pos += line.len() as u64 + 1;
+                (start, line)
+            })
+            .collect();
+        self.go(py, items, confirm)
+    }
+
+    /// `process` for events that need not be adjacent lines (the multi-line joiner's events,
+    /// blank lines left out): `texts[i]` starts at file offset `starts[i]`. An event of more than
+    /// one line always goes the Python way.
+    #[pyo3(signature = (texts, starts, confirm=None))]
+    fn process_texts<'py>(
+        &mut self,
+        py: Python<'py>,
+        texts: Vec<String>,
+        starts: Vec<u64>,
+        confirm: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<Outcome<'py>> {
+        if texts.len() != starts.len() {
+            return Err(PyValueError::new_err("one start offset per text"));
         }
-        let p = py.allow_threads(|| self.run(data, base, &flagged));
-        let tap = if self.tap {
-            let list = PyList::empty(py);
-            let (k_method, k_path, k_status, k_duration) = (
-                PyString::intern(py, "method"),
-                PyString::intern(py, "path"),
-                PyString::intern(py, "status"),
-                PyString::intern(py, "duration_ms"),
-            );
-            for v in &p.tap {
-                let d = PyDict::new(py);
-                if let Some(m) = v.method {
-                    let upper = m.to_ascii_uppercase();
-                    d.set_item(&k_method, PyString::intern(py, &upper))?;
-                }
-                if let Some(path) = v.path {
-                    if path.len() > CACHE_LEN {
-                        d.set_item(&k_path, path)?;
-                    } else if let Some(obj) = self.strings.get(path) {
-                        d.set_item(&k_path, obj.bind(py))?;
-                    } else {
-                        if self.strings.len() >= CACHE_MAX {
-                            self.strings.clear();
-                        }
-                        let obj = PyString::new(py, path);
-                        self.strings.insert(path.to_owned(), obj.clone().unbind());
-                        d.set_item(&k_path, obj)?;
-                    }
-                }
-                if let Some(s) = v.status {
-                    let obj = match self.statuses.get(&s) {
-                        Some(obj) => obj.clone_ref(py),
-                        None => {
-                            let obj = s.into_pyobject(py)?.into_any().unbind();
-                            self.statuses.insert(s, obj.clone_ref(py));
-                            obj
-                        }
-                    };
-                    d.set_item(&k_status, obj)?;
-                }
-                if let Some(ms) = v.duration_ms {
-                    d.set_item(&k_duration, ms as f64)?;
-                }
-                if let Some(level) = &v.level {
-                    d.set_item(PyString::intern(py, "level"), PyString::intern(py, level))?;
-                }
-                list.append(d)?;
-            }
-            Some(list)
-        } else {
-            None
-        };
-        Ok((PyBytes::new(py, &p.out), p.slow, p.cuts, tap))
+        let items = starts
+            .iter()
+            .zip(&texts)
+            .map(|(&s, t)| (s, t.as_bytes()))
+            .collect();
+        self.go(py, items, confirm)
     }
 }
 
