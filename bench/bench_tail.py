@@ -281,7 +281,13 @@ def main() -> None:
                 logpipe_case("logpipe → archive (gzip NDJSON)", "json", jpath, work, f"file:{work}/archive"),
             ]
         if args.only != "json":
-            cases.append(logpipe_case("logpipe → null:, scrub on", "combined", cpath, work, "null:"))
+            cases += [
+                logpipe_case("logpipe → null:, scrub on", "combined", cpath, work, "null:"),
+                logpipe_case("logpipe → null:, scrub on, Python road (LOGPIPE_CORE=off)", "combined", cpath, work,
+                             "null:", env={"LOGPIPE_CORE": "off"}),
+                logpipe_case("logpipe → null:, scrub on, --no-metrics (tap off)", "combined", cpath, work, "null:",
+                             "--no-metrics"),
+            ]
         if args.fluent_bit:
             fb = args.fluent_bit
             if args.only != "combined":

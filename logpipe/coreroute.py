@@ -1,4 +1,8 @@
-"""The JSON fast road through the native core (`logpipe._core`): one call per chunk of lines.
+"""The fast road through the native core (`logpipe._core`): one call per chunk of lines.
+
+Text formats the core parses (`CORE_FORMATS`: common/combined access lines) take the same road
+through `TextCore`: lines it cannot vouch for come back by index and go the stream's Python
+parser (second chances, `_parse_failure`) as below.
 
 For a JSON stream whose lines decoded as they are, the core parses each line, enriches it
 (`host`, `log_file`, `log_offset`, the `_id`) and renders NDJSON bytes, screening every line with
@@ -21,9 +25,11 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
+from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
 from logpipe.enrich import Enricher
+from logpipe.parse.timefmt import load_zone
 from logpipe.ship.stdout import encode_ndjson
 from logpipe.tail.lines import LineBlock
 from logpipe.tail.stream import Stream
@@ -32,6 +38,9 @@ if TYPE_CHECKING:
     from logpipe.metrics.columns import TapColumns  # numpy: imported only where the tap runs
 
 log = logging.getLogger("logpipe.core")
+
+#: Formats the core parses: `json` (`JsonCore`) and the text formats `TextCore` takes.
+CORE_FORMATS = frozenset({"json", "common", "combined"})
 
 
 def load_core() -> Any | None:
@@ -77,36 +86,43 @@ class CoreRoute:
         self._cores: dict[str, tuple[tuple[Any, ...], Any]] = {}
 
     def applies(self, fmt: str, block: LineBlock) -> bool:
-        """JSON lines that decoded as they are (the block carries the file's bytes of them)."""
-        return self.usable and fmt == "json" and block.raw_base >= 0 and not block.tags and len(block) > 0
+        """Lines of a format the core parses that decoded as they are (the block carries the
+        file's bytes of them)."""
+        return self.usable and fmt in CORE_FORMATS and block.raw_base >= 0 and not block.tags and len(block) > 0
 
     def forget(self, key: str) -> None:
         self._cores.pop(key, None)
 
-    def _core_for(self, stream: Stream) -> Any:
+    def _core_for(self, stream: Stream, fmt: str) -> Any:
         """The stream's core, made anew when what it stamps on records changed (a followed file
         renamed by rotation keeps its key but is now read under another path)."""
         inp = stream.input
-        origin = (stream.path, stream.fp, inp.service, tuple(inp.tags))
+        origin = (fmt, inp.tz, stream.path, stream.fp, inp.service, tuple(inp.tags))
         held = self._cores.get(stream.key)
         if held is None or held[0] != origin:
-            held = self._cores[stream.key] = (origin, self.core.JsonCore(
-                self.enricher.host, stream.path, stream.fp, inp.service, list(inp.tags), self.screen, self.tap))
+            args = (self.enricher.host, stream.path, stream.fp, inp.service, list(inp.tags), self.screen, self.tap)
+            made = (self.core.JsonCore(*args) if fmt == "json"
+                    else _TextRun(self.core.TextCore(fmt, *args, load_zone(inp.tz) is UTC)))
+            held = self._cores[stream.key] = (origin, made)
         return held[1]
 
-    def run(self, stream: Stream, parse: Any, counter: Any, block: LineBlock, at: int, limit: int) -> CoreOutput:
-        """At most `limit` lines of `block`, from byte `at` of its raw bytes (a line start) ->
-        records; `CoreOutput.lines` and `.end` say how far it went. `parse` is the stream's JSON
-        parser (the Python road) and `counter` the object whose `failed` counts its failures
-        (or None)."""
+    def run(self, stream: Stream, fmt: str, parse: Any, counter: Any, block: LineBlock, at: int,
+            limit: int) -> CoreOutput:
+        """At most `limit` lines of `block` (a stream of format `fmt`, one of `CORE_FORMATS`),
+        from byte `at` of its raw bytes (a line start) -> records; `CoreOutput.lines` and `.end`
+        say how far it went. `parse` is the stream's parser (the Python road) and `counter` the
+        object whose `failed` counts its failures (or None)."""
         data, base = block.raw, block.raw_base
-        out, lines, end, slow, cuts, tap = self._core_for(stream).process(data, base, self.confirm, at, limit)
+        core = self._core_for(stream, fmt)
+        out, lines, end, slow, cuts, tap = core.process(data, base, self.confirm, at, limit)
         if tap is not None:
             from logpipe.metrics.columns import TapColumns
         result = CoreOutput(lines=lines, end=end)
         if not slow:
             result.ndjson, result.count = out, lines
-            if tap is not None:
+            if isinstance(tap, _TapViews):
+                result.tap = tap.columns(lines, set(), {})
+            elif tap is not None:
                 result.tap = TapColumns.from_core(result.count, tap, [], [])
             return result
         # The block decoded as it is (LineBlock.raw): each slow line's text is its bytes decoded.
@@ -139,6 +155,66 @@ class CoreRoute:
         pieces.append(out[at:])
         result.ndjson = b"".join(pieces)
         result.count = lines - len(slow) + len(keep)
-        if tap is not None:
+        if isinstance(tap, _TapViews):
+            result.tap = tap.columns(lines, {k for k, _a, _b in slow},
+                                     {slow[k][0]: rec for k, rec in zip(keep, records, strict=True)})
+        elif tap is not None:
             result.tap = TapColumns.from_core(result.count, tap, [slow[k][0] for k in keep], records)
         return result
+
+
+class _TapViews(list):
+    """`TextCore`'s tap answer: one dict view per fast record, in line order."""
+
+    def columns(self, lines: int, slow: set[int], records: dict[int, dict[str, Any]]) -> TapColumns:
+        """Columns of the chunk's records in file order: the views of fast lines and the
+        Python road's `records` of the `slow` ones (blank slow lines have none)."""
+        from logpipe.metrics.columns import columns_of
+
+        ordered: list[dict[str, Any]] = []
+        views = iter(self)
+        for i in range(lines):
+            if i not in slow:
+                ordered.append(next(views))
+            elif i in records:
+                ordered.append(records[i])
+        cols = columns_of(ordered)
+        cols.records = list(records.values())
+        return cols
+
+
+class _TextRun:
+    """`TextCore` under `JsonCore.process`'s shape: `TextCore.process` takes a run of whole
+    lines and answers (NDJSON, slow line indices, cuts, tap views)."""
+
+    def __init__(self, core: Any) -> None:
+        self.core = core
+
+    def process(self, data: bytes, base: int, confirm: Any, at: int, limit: int) -> tuple[Any, ...]:
+        end, lines = at, 0
+        while lines < limit:
+            nl = data.find(b"\n", end)
+            lines += 1
+            if nl < 0:
+                end = len(data) + 1
+                break
+            end = nl + 1
+        out, slow, cuts, views = self.core.process(data[at:end - 1], base + at, confirm)
+        starts = _line_starts(data, at, end, slow)
+        spans = [(k, starts[k], data.find(b"\n", starts[k]) % (len(data) + 1)) for k in slow]
+        return out, lines, end, spans, cuts, _TapViews(views) if views is not None else None
+
+
+def _line_starts(data: bytes, at: int, end: int, wanted: list[int]) -> dict[int, int]:
+    """Byte offsets in `data` of the lines numbered `wanted` (0 = the line at `at`)."""
+    out: dict[int, int] = {}
+    if not wanted:
+        return out
+    top = max(wanted)
+    want = set(wanted)
+    pos = at
+    for k in range(top + 1):
+        if k in want:
+            out[k] = pos
+        pos = data.find(b"\n", pos, end) + 1
+    return out

@@ -449,7 +449,7 @@ class Pipeline:
         stream, n, done, at = st.stream, len(block), 0, 0
         stats = self.stats
         while done < n:
-            out = self._core.run(stream, st.parse, st.counter, block, at, max(1, self.max_records - self._batch.size()))
+            out = self._core.run(stream, st.fmt, st.parse, st.counter, block, at, max(1, self.max_records - self._batch.size()))
             stats.records_parsed += out.count
             stats.parse_failures += out.parse_failures
             stats.encode_failures += out.encode_failures

@@ -14,12 +14,13 @@ import orjson
 import pytest
 
 from logpipe import _core
+from logpipe.metrics.columns import TapColumns
 from logpipe.scrub import Scrubber
+from tests.core_oracle import python_tap, tap_view
 
 DATA = Path(__file__).parent / "data" / "fuzz"
 FP = "5e1f0a2b3c4d6e7f"
 PATH = "/var/log/app/cur\trent.log"
-TAP_KEYS = ("method", "path", "route", "status", "duration_ms", "level")
 SCRUBBERS = (  # byte 0 of a screen input picks one, as in core/fuzz/fuzz_targets/screen.rs
     lambda: Scrubber(),
     lambda: Scrubber(mode="pseudonym", key=b"k3y", mask_client_ip=True, extra_keys=["employee_number"],
@@ -66,8 +67,10 @@ def test_json_path_input_renders_as_orjson_reads_it_and_hands_back_the_rest(name
     chunk = raw[1:]
     data = chunk[:-1] if chunk.endswith(b"\n") else chunk
     core = _core.JsonCore(host, PATH, fp, service, tags, None, True)
-    out, slow, cuts, tap = core.process(data, base)
+    out, taken, end, spans, cuts, tap = core.process(data, base)
     lines = data.split(b"\n")
+    assert (taken, end) == (len(lines), len(data) + 1), "the call stopped before the end of the chunk"
+    slow = [k for k, _a, _b in spans]
     records = out.split(b"\n")[:-1]
     assert len(records) + len(slow) == len(lines), "a line neither rendered nor handed back"
     assert slow == sorted(set(slow)) and len(cuts) == len(slow)
@@ -75,6 +78,7 @@ def test_json_path_input_renders_as_orjson_reads_it_and_hands_back_the_rest(name
     for line in lines:
         starts.append(at)
         at += len(line) + 1
+    assert [data[a:b] for _k, a, b in spans] == [lines[k] for k in slow], "a handed-back line's bytes"
     handed = set(slow)
     fast = [i for i in range(len(lines)) if i not in handed]
     ends, size = {}, 0  # NDJSON bytes before each line's place
@@ -83,13 +87,15 @@ def test_json_path_input_renders_as_orjson_reads_it_and_hands_back_the_rest(name
         if i not in handed:
             size += len(records[fast.index(i)]) + 1
     assert cuts == [ends[i] for i in slow], "a handed-back line's place in the output"
-    assert tap is not None and len(tap) == len(records)
+    assert tap is not None
+    wants = []
     for k, i in enumerate(fast):
         want = orjson.loads(lines[i])  # the core rendered it: it must be JSON
         assert fast_eligible(want, tags)
         got = orjson.loads(records[k])
         assert list(got.items()) == list(enriched(want, starts[i], host, service, tags).items())
-        assert tap[k] == {key: want[key] for key in TAP_KEYS if key in want}
+        wants.append(want)
+    assert tap_view(TapColumns.from_core(len(records), tap, [], [])) == tap_view(python_tap(wants))
 
 
 def screen_inputs() -> list[tuple[str, bytes]]:

@@ -119,6 +119,8 @@ def test_tag_order_of_a_line_cut_inside_a_character_does_not_depend_on_the_reads
     for i in range(len(data)):
         tags.update(s.feed(data[i:i + 1]).tags)
     assert whole.tags[0] == tags[0] == [fields.TAG_INVALID_UTF8, fields.TAG_TRUNCATED]
+
+
 @given(st.lists(st.binary(max_size=12).map(lambda b: b.replace(b"\n", b"x")), min_size=1, max_size=8),
        st.integers(1, 14))
 def test_the_long_line_check_agrees_with_splitting(lines: list[bytes], max_line: int) -> None:

@@ -9,6 +9,9 @@ pub mod record;
 pub mod screen;
 pub mod split;
 pub mod tapcols;
+pub mod text;
 
 #[cfg(feature = "python")]
 mod py;
+#[cfg(feature = "python")]
+mod py_text;

@@ -113,6 +113,59 @@ fn our_value(i: usize, origin: &Origin, start: u64, id: &str, out: &mut Vec<u8>)
     }
 }
 
+/// The enrichment of a record that has none of its fields yet (a text parser's record): `service`
+/// when configured, `host`, `log_file`, `log_offset`, `_id`, then the input's tags, as
+/// `Enricher.apply` appends them. `out` holds the record's members so far (at least one, no
+/// closing brace); the record is closed with its newline.
+pub fn write_enrichment(start: u64, origin: &Origin, out: &mut Vec<u8>) {
+    if !origin.service.is_empty() {
+        out.extend_from_slice(b",\"service\":");
+        write_str(out, &origin.service);
+    }
+    out.extend_from_slice(b",\"host\":");
+    write_str(out, &origin.host);
+    out.extend_from_slice(b",\"log_file\":");
+    write_str(out, &origin.path);
+    out.extend_from_slice(b",\"log_offset\":");
+    let at = out.len();
+    let mut v = start;
+    loop {
+        out.insert(at, b'0' + (v % 10) as u8);
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(b",\"_id\":");
+    if origin.fp.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        // fp + `{start:012x}` without formatting machinery (the fingerprint is hex)
+        out.push(b'"');
+        out.extend_from_slice(origin.fp.as_bytes());
+        let digits = (16 - start.leading_zeros() as usize / 4).max(12);
+        for k in (0..digits).rev() {
+            out.push(b"0123456789abcdef"[(start >> (4 * k)) as usize & 15]);
+        }
+        out.push(b'"');
+    } else {
+        write_str(out, &format!("{}{start:012x}", origin.fp));
+    }
+    if !origin.tags.is_empty() {
+        out.extend_from_slice(b",\"tags\":[");
+        let mut seen: Vec<&str> = Vec::new();
+        for t in &origin.tags {
+            if !seen.contains(&t.as_str()) {
+                if !seen.is_empty() {
+                    out.push(b',');
+                }
+                write_str(out, t);
+                seen.push(t);
+            }
+        }
+        out.push(b']');
+    }
+    out.extend_from_slice(b"}\n");
+}
+
 /// The JSON parser's fast-path test on the scanned top-level members.
 fn fast_path(scan: &Scanned) -> bool {
     let Some(ts) = scan.get(b"@timestamp") else {

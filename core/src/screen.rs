@@ -19,6 +19,8 @@ pub struct Screen {
     needles: Vec<Vec<u8>>,
     shapes: Vec<Shape>,
     pairs: Vec<(usize, usize)>,
+    /// See `with_userinfo_rule`.
+    userinfo: bool,
 }
 
 fn bit(set: &[u64; 1024], i: usize) -> bool {
@@ -58,7 +60,17 @@ impl Screen {
             needles,
             shapes,
             pairs,
+            userinfo: false,
         })
+    }
+
+    /// Count a `://` trigram only where the scrubber's own URL-userinfo hint holds (`://`, then
+    /// no `/?#@` or line break before an `@`), as the card rule does for digit runs: every
+    /// referrer of an access line holds `://`. Only for records whose key names are fixed (a
+    /// text parser's), since an extra sensitive key could also begin with `://`.
+    pub fn with_userinfo_rule(mut self) -> Self {
+        self.userinfo = true;
+        self
     }
 
     /// Whether `line` could need scrubbing (its bytes as in the file, no newline).
@@ -78,10 +90,16 @@ impl Screen {
         // Two padding newlines, as the Python prefilter appends: every bigram has a successor.
         let mut prev = fold[line[0] as usize];
         let mut prev_starts = false;
-        for &b in line.iter().skip(1).chain(b"\n\n".iter()) {
+        for (i, &b) in line.iter().chain(b"\n\n".iter()).enumerate().skip(1) {
             let c = fold[b as usize];
             let gram = u16::from_ne_bytes([prev, c]) as usize;
-            if prev_starts && bit(ends, gram) {
+            // the trigram at i-2..=i: the previous bigram starts one and this one ends it
+            if prev_starts
+                && bit(ends, gram)
+                && !(self.userinfo
+                    && line.get(i - 2..=i) == Some(b"://".as_slice())
+                    && !userinfo_follows(&line[i + 1..]))
+            {
                 return true;
             }
             prev_starts = bit(starts, gram);
@@ -119,6 +137,18 @@ impl Screen {
                 }
             })
     }
+}
+
+/// `[^/?#@\t\r\n]*@` at the start of `rest` (the scrubber's `_USERINFO_HINT` after `://`).
+fn userinfo_follows(rest: &[u8]) -> bool {
+    for &b in rest {
+        match b {
+            b'@' => return true,
+            b'/' | b'?' | b'#' | b'\t' | b'\r' | b'\n' => return false,
+            _ => {}
+        }
+    }
+    false
 }
 
 /// The literal shapes the scrubber's card literals have on the folded view (digits fold to
@@ -290,5 +320,23 @@ mod tests {
     fn refuses_tables_of_the_wrong_size() {
         assert!(Screen::new(&[0; 10], &[0; 65_536], vec![]).is_err());
         assert!(Screen::new(&[0; 256], &[0; 10], vec![]).is_err());
+    }
+
+    #[test]
+    fn userinfo_rule_counts_a_url_only_with_credentials() {
+        let fold: Vec<u8> = (0u16..256).map(|c| c as u8).collect();
+        let mut lut = vec![0u8; 65_536];
+        lut[u16::from_ne_bytes(*b":/") as usize] |= 1;
+        lut[u16::from_ne_bytes(*b"//") as usize] |= 2;
+        let plain = Screen::new(&fold, &lut, vec![b"qqq".to_vec()]).unwrap();
+        let refined = Screen::new(&fold, &lut, vec![b"qqq".to_vec()])
+            .unwrap()
+            .with_userinfo_rule();
+        let mut scratch = Vec::new();
+        let referrer = b"\"GET / HTTP/1.1\" 200 5 \"https://shop.example/a@b\" \"curl\"";
+        assert!(plain.flags(referrer, &mut scratch));
+        assert!(!refined.flags(referrer, &mut scratch));
+        assert!(refined.flags(b"\"https://u:p@shop.example/\"", &mut scratch));
+        assert!(refined.flags(b"https://shop/ then ftp://me@host", &mut scratch));
     }
 }

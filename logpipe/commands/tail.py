@@ -64,19 +64,21 @@ def build_config(config_file: str | None, paths: tuple[str, ...], *, sink: str |
     return cfg
 
 
-def validate_inputs(cfg: Config) -> None:
-    """Fail at start, in one line, on a bad format, time zone or multi-line pattern."""
+def validate_inputs(cfg: Config, source: str | None = None) -> None:
+    """Fail at start, in one line, on a bad format, time zone or multi-line pattern; `source`:
+    the config file the inputs came from (named in the error)."""
     from logpipe.parse import make_parser
     from logpipe.parse.multiline import MultilineJoiner
 
     if not cfg.inputs or not any(inp.paths for inp in cfg.inputs):
         raise ConfigError("no inputs: give PATHS or [[inputs]] paths in --config")
-    for inp in cfg.inputs:
+    for i, inp in enumerate(cfg.inputs):
         try:
             make_parser("raw" if inp.format == "auto" else inp.format, tz=inp.tz, service=inp.service)
             MultilineJoiner(inp.multiline, "raw")
         except ValueError as exc:
-            raise ConfigError(f"inputs {inp.paths}: {exc}") from None
+            where = f"{source}: inputs[{i}]" if source else "inputs"
+            raise ConfigError(f"{where} {inp.paths}: {exc}") from None
 
 
 def optional_stages(cfg: Config, stats: Any, stop_event: threading.Event | None = None, *,
@@ -181,7 +183,7 @@ def run_tail(paths: tuple[str, ...], *, sink_url: str | None = None, fmt: str | 
             cfg.sink.tag = tag_template
         if no_scrub:
             cfg.scrub.enabled = False
-        validate_inputs(cfg)
+        validate_inputs(cfg, config_file)
         scrubber = load_scrubber(cfg.scrub)
         store = CheckpointStore(cfg.pipeline.checkpoint_path, reset=reset_checkpoint)
         sink = make_sink(cfg.sink)

@@ -10,13 +10,20 @@ traceback header, a chained-exception separator, blank, or the `Type: message` l
 ends a traceback; for Python text formats also any line not starting with a timestamp
 (except lines that are plainly other writers' records: `INFO:` prefixes, JSON objects).
 Formats whose writers never emit multi-line events (JSON, nginx) pass straight through.
+
+The joining runs in the native core (`logpipe._core.Joiner`, the same rules; a start pattern
+compiles in its regex engine, and one it cannot take is refused here, at start-up) unless
+`LOGPIPE_CORE=off`; the Python joiner below is then used. tests/multiline_oracle.py holds the
+reference both are held to. Start patterns are read with the core's regex syntax (Rust `regex`:
+no look-around or back-references; a space class is Unicode White_Space, without U+001C..U+001F).
 """
 
 from __future__ import annotations
 
+import os
 import re
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from logpipe import fields as F
 from logpipe.parse.exc import EXC_LINE
@@ -35,8 +42,67 @@ _TB_PREFIX = "Traceback (most recent call last)"
 _FOREIGN_START = re.compile(r'(?:DEBUG|INFO|WARNING|WARN|ERROR|CRITICAL|FATAL|TRACE):|\{"')
 
 
+def _native_joiner(cfg: MultilineConfig, fmt: str) -> Any | None:
+    """The core's joiner for this configuration, or None when the core is not built. A start
+    pattern the core's regex engine cannot take is a ValueError whichever road runs (the
+    configuration must not be valid or not depending on LOGPIPE_CORE)."""
+    try:
+        from logpipe import _core
+    except ImportError:
+        return None
+    try:
+        joiner = _core.Joiner(cfg.start_pattern or None, fmt in _TIMESTAMPED_FORMATS,
+                              max(1, int(cfg.max_lines)), max(1, int(cfg.max_bytes)))
+    except ValueError as exc:
+        reason = str(exc).strip().splitlines()[-1].strip().removeprefix("error: ")
+        raise ValueError(f"multiline.start_pattern {cfg.start_pattern!r} is not a pattern the native core's "
+                         f"regex engine takes: {reason}") from None
+    if os.environ.get("LOGPIPE_CORE", "").strip().lower() in ("off", "0", "false", "no"):
+        return None
+    return joiner
+
+
 class MultilineJoiner:
     """Stateful per-file joiner: `feed` complete lines, get back completed events."""
+
+    def __init__(self, cfg: MultilineConfig, fmt: str) -> None:
+        self._py = _PythonJoiner(cfg, fmt)
+        self.passthrough = self._py.passthrough
+        self._core = None if self.passthrough else _native_joiner(cfg, fmt)
+        self._since = 0.0
+
+    @property
+    def pending_start(self) -> int | None:
+        """Start offset of the event held back (None: nothing held)."""
+        return self._core.pending_start if self._core is not None else self._py.pending_start
+
+    def feed(self, lines: list[Line]) -> list[Event]:
+        """Add complete lines (file order); return the events they completed."""
+        if self._core is None:
+            return self._py.feed(lines)
+        if not lines:
+            return []
+        out = [(s, e, t, [F.TAG_MULTILINE_CAPPED] if capped else []) for s, e, t, capped in self._core.feed(lines)]
+        self._since = time.monotonic()
+        return out
+
+    def flush(self) -> list[Event]:
+        """Force the pending event out (quiet timeout, EOF with --once, shutdown)."""
+        if self._core is None:
+            return self._py.flush()
+        return [(s, e, t, [F.TAG_MULTILINE_CAPPED] if capped else []) for s, e, t, capped in self._core.flush()]
+
+    def idle_for(self, now: float) -> float:
+        """Seconds (time.monotonic clock) since the feed that left the pending event; 0 if none."""
+        if self._core is None:
+            return self._py.idle_for(now)
+        if self._core.pending_start is None:
+            return 0.0
+        return max(0.0, now - self._since)
+
+
+class _PythonJoiner:
+    """The Python road's joiner (LOGPIPE_CORE=off)."""
 
     def __init__(self, cfg: MultilineConfig, fmt: str) -> None:
         self.max_lines = max(1, int(cfg.max_lines))
