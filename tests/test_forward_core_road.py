@@ -98,6 +98,6 @@ def test_ndjson_chunks_are_resent_as_they_were_after_a_lost_ack(tmp_path: Path) 
             sink.close()
         ids = [ev.record["_id"] for ev in rx.events]
         chunks = list(rx.chunks)
-    assert result.delivered == 50 and sink.chunks_resent == 1
+    assert result.delivered == 50 and sink.chunks_resent >= 1
     assert set(ids) == {f"id{i}" for i in range(50)}
-    assert len(chunks) == len(set(chunks)) + 1  # one chunk id arrived twice
+    assert len(set(chunks)) == 3 < len(chunks)  # 20 + 20 + 10 records; resends kept their chunk ids

@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 
-use crate::tokens::{Parsed, Tok};
+use crate::tokens::{lines, Parsed, Tok};
 
 /// What an index name depends on, as raw JSON values of the record (`None`: absent).
 /// `day` is the UTC day when it can be read off the timestamp text (`YYYY-MM-DD…Z`); the
@@ -40,10 +40,6 @@ pub struct BulkEncoder {
 
 /// Cached names are dropped past this many (the Python namer's own bound).
 const NAMES_MAX: usize = 10_000;
-
-fn raw<'a>(line: &'a [u8], p: &Parsed, key: &[u8]) -> Option<&'a [u8]> {
-    p.member(line, key).map(|m| &line[m.val_start..m.val_end])
-}
 
 /// `YYYY-MM-DD` of a timestamp string whose day the Python rule (`utc_day`) takes from its
 /// first ten characters: text without escapes, ASCII there, ending in `Z` or `+00:00`, or
@@ -78,14 +74,26 @@ impl BulkEncoder {
             return Ok(None);
         }
         let mut key = Vec::new();
-        for line in data[..data.len() - 1].split(|&b| b == b'\n') {
+        for line in lines(data) {
             if self.parsed.parse(line).is_none() {
                 return Ok(None);
             }
             let p = &self.parsed;
-            let ts = raw(line, p, b"@timestamp");
-            let service = raw(line, p, b"service").filter(|v| *v != b"null");
-            let kind = raw(line, p, b"event.kind").filter(|v| *v != b"null");
+            // one pass over the top-level members for the four this encoder reads
+            let (mut ts, mut service, mut kind, mut at) = (None, None, None, None);
+            let mut buf = Vec::new();
+            for (k, m) in p.members.iter().enumerate() {
+                let value = &line[m.val_start..m.val_end];
+                match p.text(line, m.key, &mut buf) {
+                    b"@timestamp" => ts = Some(value),
+                    b"service" => service = Some(value),
+                    b"event.kind" => kind = Some(value),
+                    b"_id" => at = Some(k),
+                    _ => {}
+                }
+            }
+            let service = service.filter(|v| *v != b"null");
+            let kind = kind.filter(|v| *v != b"null");
             let ts = ts.filter(|v| *v != b"null");
             let day = ts.and_then(day_of);
             let ik = IndexKey {
@@ -122,10 +130,6 @@ impl BulkEncoder {
                 None => out.body.extend_from_slice(&name(&ik)?),
             }
             let p = &self.parsed;
-            let at = p.members.iter().position(|m| {
-                let mut buf = Vec::new();
-                p.text(line, m.key, &mut buf) == b"_id"
-            });
             match at.map(|k| (k, &p.members[k], p.toks[p.members[k].val])) {
                 None | Some((_, _, Tok::Null)) => {}
                 Some((_, m, Tok::Str(..))) => {

@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 
-use crate::tokens::{unescape, Parsed, Tok};
+use crate::tokens::{lines, unescape, Parsed, Tok};
 
 /// fixarray(2) + fixext8 with ext type 0 (EventTime).
 pub const ENTRY_PREFIX: [u8; 3] = [0x92, 0xd7, 0x00];
@@ -227,15 +227,35 @@ impl EntryEncoder {
         let mut groups: Vec<u64> = Vec::new();
         let mut ids: HashMap<Vec<u8>, u64> = HashMap::new();
         let mut key = Vec::new();
-        for line in data[..data.len() - 1].split(|&b| b == b'\n') {
+        for line in lines(data) {
             if self.parsed.parse(line).is_none() {
                 return Ok(None);
             }
             let p = &self.parsed;
-            let get = |k: &[u8]| p.member(line, k).map(|m| &line[m.val_start..m.val_end]);
+            // one pass over the top-level members for the ones the time and the tag read
+            let (mut ts, mut kind, mut level) = (None, None, None);
+            let (mut has_status, mut has_method) = (false, false);
+            let mut plain: Vec<Option<&[u8]>> = vec![None; self.plain.len()];
+            let mut buf = Vec::new();
+            for m in &p.members {
+                let value = &line[m.val_start..m.val_end];
+                let name = p.text(line, m.key, &mut buf);
+                match name {
+                    b"@timestamp" => ts = Some(value),
+                    b"event.kind" => kind = Some(value),
+                    b"status" => has_status = true,
+                    b"method" => has_method = true,
+                    b"level" => level = Some(value),
+                    _ => {}
+                }
+                for (slot, f) in plain.iter_mut().zip(&self.plain) {
+                    if name == f.as_slice() {
+                        *slot = Some(value);
+                    }
+                }
+            }
             let start = packed.len();
             packed.extend_from_slice(&ENTRY_PREFIX);
-            let ts = get(b"@timestamp");
             match ts.and_then(event_time) {
                 Some((s, n)) => {
                     packed.extend_from_slice(&s.to_be_bytes());
@@ -244,11 +264,11 @@ impl EntryEncoder {
                 None => packed.extend_from_slice(&time(ts)?),
             }
             let fields = TagFields {
-                kind: get(b"event.kind"),
-                has_status: get(b"status").is_some(),
-                has_method: get(b"method").is_some(),
-                level: get(b"level"),
-                plain: self.plain.iter().map(|f| get(f)).collect(),
+                kind,
+                has_status,
+                has_method,
+                level,
+                plain,
             };
             key.clear();
             let flags = [fields.has_status as u8, fields.has_method as u8];

@@ -207,16 +207,16 @@ impl Parser<'_> {
         let mut p = a;
         let mut esc = false;
         loop {
-            let c = *src.get(p)?;
-            match c {
-                b'"' => break,
-                b'\\' => {
-                    esc = true;
-                    p += 2;
-                }
-                c if c < 0x20 => return None,
-                _ => p += 1,
+            let run = memchr::memchr2(b'"', b'\\', src.get(p..)?)?;
+            if src[p..p + run].iter().any(|&b| b < 0x20) {
+                return None;
             }
+            p += run;
+            if src[p] == b'"' {
+                break;
+            }
+            esc = true;
+            p += 2;
         }
         if esc {
             self.scratch.clear();
@@ -308,11 +308,18 @@ impl Parser<'_> {
             Tok::Str(a, b, _) => &src[a..b],
             _ => b"" as &[u8],
         };
-        if keys.len() <= 12 {
-            for (i, &k) in keys.iter().enumerate() {
-                let name = raw(k);
-                if keys[..i].iter().any(|&o| raw(o) == name) {
-                    return true;
+        if keys.len() <= 16 {
+            // a cheap fingerprint (length, first and last byte) first; full compares only on a match
+            let print = |k: usize| {
+                let n = raw(k);
+                (n.len(), n.first().copied(), n.last().copied())
+            };
+            let prints: Vec<_> = keys.iter().map(|&k| print(k)).collect();
+            for i in 1..keys.len() {
+                for j in 0..i {
+                    if prints[i] == prints[j] && raw(keys[i]) == raw(keys[j]) {
+                        return true;
+                    }
                 }
             }
             return false;
@@ -349,6 +356,16 @@ impl Parser<'_> {
         self.toks[at] = Tok::Arr(n);
         Some(())
     }
+}
+
+/// The lines of NDJSON `data` (each ended by a newline; the final one is required).
+pub fn lines(data: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut start = 0;
+    memchr::memchr_iter(b'\n', data).map(move |end| {
+        let line = &data[start..end];
+        start = end + 1;
+        line
+    })
 }
 
 fn hex4(s: &[u8]) -> Option<u32> {
