@@ -20,6 +20,7 @@ from fake_es import EsHandler
 from logpipe.config import SinkConfig
 from logpipe.ship.base import SinkFatalError, SinkStopped
 from logpipe.ship.elastic import ElasticSink
+from logpipe.ship.stdout import encode_ndjson
 
 
 class FakeES:
@@ -82,6 +83,21 @@ class FakeES:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+@pytest.fixture(autouse=True, params=["native", "ndjson", "python"])
+def road(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every policy holds on each road: `send(records)` through the native bulk encoder, the
+    core road's `send_ndjson(bytes)` (records decoded only for retries and dead letters), and
+    the Python encoder (`LOGPIPE_CORE=off`)."""
+    if request.param == "python":
+        monkeypatch.setattr(ElasticSink, "_bulk_encoder", lambda self: None)
+    elif request.param == "ndjson":
+        def send(self: ElasticSink, records: list[dict[str, Any]]) -> Any:
+            data, _ = encode_ndjson(records)
+            return self.send_ndjson(data, len(records))
+        monkeypatch.setattr(ElasticSink, "send", send)
+    return str(request.param)
 
 
 def _free_port() -> int:
@@ -229,6 +245,8 @@ def test_other_item_errors_are_dead_lettered_and_acknowledged(tmp_path: Path) ->
     assert (result.delivered, result.dead_lettered) == (2, 1)
     assert fake.requests == [["d0", "d1", "d2"], ["d1"]]
     assert "document_parsing_exception" in result.errors[0]
+    letter = fake.stored["d1"]["deadletter"]  # the rejected record itself, whatever the road
+    assert json.loads(letter["record"]) == _records(3)[1] and letter["index"] == "logpipe-api-2026.11.24"
 
 
 def test_a_fatal_part_stops_the_other_parts_retrying(tmp_path: Path) -> None:

@@ -4,14 +4,19 @@
 //! with `cargo test`; `py` (feature `python`, built by maturin) is the thin binding that
 //! exposes them as `logpipe._core`.
 
+pub mod bulk;
 pub mod json;
+pub mod msgpack;
 pub mod record;
 pub mod screen;
 pub mod split;
 pub mod tapcols;
 pub mod text;
+pub mod tokens;
 
 #[cfg(feature = "python")]
 mod py;
+#[cfg(feature = "python")]
+mod py_encode;
 #[cfg(feature = "python")]
 mod py_text;

@@ -2,9 +2,14 @@
 
 Why not `helpers.bulk`: it retries nothing by default, `parallel_bulk` has no retry bound,
 and both serialize every action through the client's generic serializer. Here each record
-becomes two NDJSON lines built with orjson (`create` + the record's deterministic `_id`),
-bulk bodies are capped by bytes and count, a few bodies go out concurrently, and every item
-ends in exactly one state before `send` returns:
+becomes two NDJSON lines (`create` + the record's deterministic `_id`, then the record
+without it), bulk bodies are capped by bytes and count, a few bodies go out concurrently,
+and every item ends in exactly one state before `send` returns. The lines are made by the
+native core (`logpipe._core.BulkEncoder`) from the records' NDJSON — the core road's bytes
+as they are (`send_ndjson`), or the records rendered once (`send`); `_encode` is the
+reference road (orjson per record), taken with `LOGPIPE_CORE=off`, for ECS, and for a batch
+holding a record the native encoder leaves to it (an `_id` that is a float, list or object).
+Item outcomes:
 
 - 201 created -> delivered; 409 exists -> duplicate (a retry or replay; counted, acknowledged)
 - 429 / 502-504 / es_rejected_execution_exception -> only those items retried, backoff + jitter
@@ -19,6 +24,7 @@ ends in exactly one state before `send` returns:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import math
 import os
@@ -26,6 +32,7 @@ import random
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from datetime import UTC, datetime
 from pathlib import Path
@@ -52,6 +59,8 @@ from logpipe.es.nodes import Node, NodePool
 from logpipe.fields import EVENT_KIND, ID, MESSAGE, SERVICE, TAGS, TIMESTAMP, to_ecs
 from logpipe.safeform import ECS_MAX_DEPTH, MAX_DEPTH, reduce, render_text
 from logpipe.ship.base import SendResult, Sink, SinkConfigError, SinkFatalError, SinkStopped
+from logpipe.ship.ndjson import NdjsonSink
+from logpipe.ship.stdout import encode_ndjson
 
 log = logging.getLogger(__name__)
 
@@ -116,15 +125,74 @@ class _Item:
         self.reason = ""  # for a dead-letter item: why the original was rejected
 
 
-class _Span:
-    """`lines[lo:hi]` of one encoded part, not yet split into `_Item`s (the common case is
-    that a chunk is acknowledged whole, so per-document objects would be wasted work)."""
+class _Lines:
+    """A part encoded by the Python road: one bytes object (action + source line) per record."""
 
-    __slots__ = ("lines", "records", "lo", "hi")
+    __slots__ = ("lines", "records")
 
-    def __init__(self, lines: list[bytes], records: list[dict[str, Any]], lo: int, hi: int) -> None:
+    def __init__(self, lines: list[bytes], records: list[dict[str, Any]]) -> None:
         self.lines = lines
         self.records = records
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    def body(self, lo: int, hi: int) -> bytes:
+        return b"".join(self.lines[lo:hi])
+
+    def line(self, i: int) -> bytes:
+        return self.lines[i]
+
+    def record(self, i: int) -> dict[str, Any]:
+        return self.records[i]
+
+    def size(self, i: int) -> int:
+        return len(self.lines[i])
+
+
+class _Body:
+    """A batch encoded by the native core (`logpipe._core.BulkEncoder`): one bulk body and
+    where each record's lines end in it. Records are decoded from the NDJSON only when one
+    is needed (a retry or dead letter of that document), unless the caller had them."""
+
+    __slots__ = ("data", "ends", "ndjson", "records")
+
+    def __init__(self, data: bytes, ends: list[int], ndjson: bytes,
+                 records: list[dict[str, Any]] | None) -> None:
+        self.data = data
+        self.ends = ends
+        self.ndjson = ndjson
+        self.records = records
+
+    def __len__(self) -> int:
+        return len(self.ends)
+
+    def _start(self, i: int) -> int:
+        return self.ends[i - 1] if i else 0
+
+    def body(self, lo: int, hi: int) -> bytes:
+        return self.data[self._start(lo):self.ends[hi - 1]] if hi > lo else b""
+
+    def line(self, i: int) -> bytes:
+        return self.data[self._start(i):self.ends[i]]
+
+    def record(self, i: int) -> dict[str, Any]:
+        if self.records is None:
+            self.records = [orjson.loads(line) for line in self.ndjson.splitlines()]
+        return self.records[i]
+
+    def size(self, i: int) -> int:
+        return self.ends[i] - self._start(i)
+
+
+class _Span:
+    """Records `[lo, hi)` of one encoded part, not yet split into `_Item`s (the common case is
+    that a chunk is acknowledged whole, so per-document objects would be wasted work)."""
+
+    __slots__ = ("enc", "lo", "hi")
+
+    def __init__(self, enc: _Lines | _Body, lo: int, hi: int) -> None:
+        self.enc = enc
         self.lo = lo
         self.hi = hi
 
@@ -165,7 +233,7 @@ def node_urls(cfg: SinkConfig) -> list[str]:
     return [u.strip() for u in cfg.urls if u.strip()] if cfg.urls else split_urls(cfg.url)
 
 
-class ElasticSink(Sink):
+class ElasticSink(Sink, NdjsonSink):
     """Bulk-indexes records into daily indices; see the module docstring for the item policy."""
 
     name = "elasticsearch"
@@ -212,6 +280,8 @@ class ElasticSink(Sink):
         self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="es-bulk") if self.concurrency > 1 else None
         self._file_lock = threading.Lock()
         self._warned_at = 0.0
+        self._bulk: Any = False  # the native encoder, made on first use (see _bulk_encoder)
+        self._bulk_lock = threading.Lock()
 
     # -- public -------------------------------------------------------------------------
     def describe(self) -> str:
@@ -250,14 +320,47 @@ class ElasticSink(Sink):
     def send(self, records: list[dict[str, Any]]) -> SendResult:
         if not records:
             return SendResult()
-        parts = self._split(records)
-        if len(parts) == 1 or self._pool is None:
+        bulk = self._bulk_encoder()
+        if bulk is not None:
+            data, reduced = encode_ndjson(records)
+            enc = self._native_body(bulk, data, records)
+            if enc is not None:
+                result = self._send_body(enc)
+                result.encode_failures += reduced
+                return result
+        return self._send_python(records)
+
+    def accepts_ndjson(self) -> bool:
+        """The logpipe schema with the native encoder at hand (ECS documents are renamed in Python)."""
+        return not self.ecs and self._bulk_encoder() is not None
+
+    def send_ndjson(self, data: bytes, count: int) -> SendResult:
+        if not count:
+            return SendResult()
+        bulk = self._bulk_encoder()
+        enc = self._native_body(bulk, data, None) if bulk is not None else None
+        if enc is None:  # a record the native encoder leaves to the reference road
+            return self._send_python([orjson.loads(line) for line in data.splitlines()])
+        if len(enc) != count:
+            raise ValueError(f"NDJSON batch holds {len(enc)} records, {count} announced")
+        return self._send_body(enc)
+
+    def _send_python(self, records: list[dict[str, Any]]) -> SendResult:
+        """The reference road: records encoded by `_encode`, in parts for the worker threads."""
+        return self._run([functools.partial(self._send_part, part) for part in self._split(records)])
+
+    def _send_body(self, enc: _Body) -> SendResult:
+        return self._run([functools.partial(self._send_range, enc, lo, hi) for lo, hi in self._ranges(len(enc))])
+
+    def _run(self, jobs: list[Callable[..., SendResult]]) -> SendResult:
+        """Run the parts of one batch (each `job(abort)`), concurrently when there is a pool."""
+        if len(jobs) == 1 or self._pool is None:
             result = SendResult()
-            for part in parts:
-                result.merge(self._send_part(part))
+            for job in jobs:
+                result.merge(job())
             return result
         abort = threading.Event()
-        futures = [self._pool.submit(self._send_part, part, abort) for part in parts]
+        futures = [self._pool.submit(job, abort) for job in jobs]
         wait(futures, return_when=FIRST_EXCEPTION)
         if any(f.exception() is not None for f in futures if f.done()):
             abort.set()  # the other parts stop retrying; nothing of this batch counts as acked
@@ -279,14 +382,49 @@ class ElasticSink(Sink):
             node.client.close()
 
     # -- encoding -----------------------------------------------------------------------
+    def _ranges(self, n: int) -> list[tuple[int, int]]:
+        """Parts of `n` records for the worker threads: up to PARTS_PER_WORKER per thread so a
+        slow request does not leave the others idle at the end of a batch, each at least
+        MIN_PARALLEL_DOCS."""
+        if self.concurrency == 1 or n < 2 * MIN_PARALLEL_DOCS:
+            return [(0, n)]
+        parts = min(self.concurrency * PARTS_PER_WORKER, n // MIN_PARALLEL_DOCS)
+        size = math.ceil(n / parts)
+        return [(i, min(n, i + size)) for i in range(0, n, size)]
+
     def _split(self, records: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
-        """Parts for the worker threads: up to PARTS_PER_WORKER per thread so a slow request
-        does not leave the others idle at the end of a batch, each at least MIN_PARALLEL_DOCS."""
-        if self.concurrency == 1 or len(records) < 2 * MIN_PARALLEL_DOCS:
-            return [records]
-        parts = min(self.concurrency * PARTS_PER_WORKER, len(records) // MIN_PARALLEL_DOCS)
-        size = math.ceil(len(records) / parts)
-        return [records[i:i + size] for i in range(0, len(records), size)]
+        return [records[lo:hi] for lo, hi in self._ranges(len(records))]
+
+    # -- the native encoder ---------------------------------------------------------------
+    def _bulk_encoder(self) -> Any | None:
+        """`logpipe._core.BulkEncoder` naming indices with this sink's namer; None when the
+        core is off or not built (then `_encode`, the reference road, does all of it)."""
+        if self._bulk is False:
+            from logpipe.coreroute import load_core
+
+            core = load_core()
+            self._bulk = core.BulkEncoder(self._index_json) if core is not None and not self.ecs else None
+        return self._bulk
+
+    def _index_json(self, day: bytes | None, timestamp: bytes | None, service: bytes | None,
+                    kind: bytes | None) -> bytes:
+        """The native encoder asks: the index (as a JSON string) of a record with these raw
+        JSON values (None: absent or null); `day` is set when it read the day off the timestamp."""
+        rec: dict[str, Any] = {}
+        if day is not None:
+            rec[TIMESTAMP] = day.decode()
+        elif timestamp is not None:
+            rec[TIMESTAMP] = orjson.loads(timestamp)
+        if service is not None:
+            rec[SERVICE] = orjson.loads(service)
+        if kind is not None:
+            rec[EVENT_KIND] = orjson.loads(kind)
+        return orjson.dumps(self.namer.index_for(rec))
+
+    def _native_body(self, bulk: Any, data: bytes, records: list[dict[str, Any]] | None) -> _Body | None:
+        with self._bulk_lock:
+            got = bulk.encode(data)
+        return None if got is None else _Body(got[0], got[1], data, records)
 
     def _header(self, index: str) -> bytes:
         head = self._headers.get(index)
@@ -333,9 +471,9 @@ class ElasticSink(Sink):
                 if body is not None:
                     append(head + idj + b"}}\n" + body)
                     continue
-                append(self._encode_one(doc, doc.get(ID), index_for(rec), count))
+                append(self._encode_one(doc, doc.get(ID), count))
                 continue
-            append(self._encode_one(rec, doc_id, index_for(rec), count))
+            append(self._encode_one(rec, doc_id, count))
         return lines
 
     @staticmethod
@@ -353,14 +491,20 @@ class ElasticSink(Sink):
             count[0] += 1
             return orjson.dumps(safe, option=_DUMPS_OPT, default=str), safe
 
-    def _encode_one(self, rec: dict[str, Any], doc_id: Any, index: str, count: list[int]) -> bytes:
-        """The general case: ECS rendering, ids that are not strings, an id found twice."""
+    def _encode_one(self, rec: dict[str, Any], doc_id: Any, count: list[int]) -> bytes:
+        """The general case: ECS rendering, ids that are not strings, an id found twice.
+
+        A record in the safe form is indexed by what its safe form says (its `service`,
+        `@timestamp` and `_id` as sent), as the native encoder does reading the same record's
+        NDJSON (the archive's, the core road's)."""
+        index = self.namer.index_for(rec)
         try:
             source = self._document(rec)
         except (TypeError, AttributeError):  # AttributeError: ECS naming of a non-string key
             count[0] += 1
             safe = reduce(rec, max_depth=ECS_MAX_DEPTH if self.ecs else MAX_DEPTH)
-            safe.pop(ID, None)
+            index = self.namer.index_for(safe)
+            doc_id = safe.pop(ID, None)
             source = orjson.dumps(to_ecs(safe) if self.ecs else safe, option=_DUMPS_OPT, default=str)
         if doc_id is None:
             return b'{"create":{"_index":' + orjson.dumps(index) + b"}}\n" + source
@@ -377,35 +521,45 @@ class ElasticSink(Sink):
         except TypeError:
             return orjson.dumps(doc, option=_DUMPS_OPT, default=str)
 
-    def _cuts(self, lines: list[bytes]) -> list[tuple[int, int]]:
-        """[lo, hi) ranges of `lines` within the byte and document caps of one bulk request."""
+    def _cuts(self, enc: _Lines | _Body, start: int = 0, stop: int | None = None) -> list[tuple[int, int]]:
+        """[lo, hi) ranges of records `start..stop` of `enc` within the byte and document caps
+        of one bulk request."""
+        stop = len(enc) if stop is None else stop
         cuts: list[tuple[int, int]] = []
         max_bytes, max_docs = self.max_batch_bytes, self.max_batch_docs
-        lo, size = 0, 0
-        for i, line in enumerate(lines):
-            n = len(line)
+        lo, size = start, 0
+        sizes = enc.size
+        for i in range(start, stop):
+            n = sizes(i)
             if i > lo and (size + n > max_bytes or i - lo >= max_docs):
                 cuts.append((lo, i))
                 lo, size = i, 0
             size += n
-        if lo < len(lines):
-            cuts.append((lo, len(lines)))
+        if lo < stop:
+            cuts.append((lo, stop))
         return cuts
 
     def _items(self, span: _Span) -> list[_Item]:
         """The per-document form of a span, for retries and dead letters."""
         index_for = self.namer.index_for
-        return [_Item(span.lines[i], rec, index_for(rec), rec.get(ID))
-                for i, rec in zip(range(span.lo, span.hi), span.records[span.lo:span.hi], strict=True)]
+        enc = span.enc
+        return [_Item(enc.line(i), rec, index_for(rec), rec.get(ID))
+                for i in range(span.lo, span.hi) for rec in (enc.record(i),)]
 
     # -- delivery -----------------------------------------------------------------------
     def _send_part(self, records: list[dict[str, Any]], abort: threading.Event | None = None) -> SendResult:
         result = SendResult()
         reduced = [0]
-        lines = self._encode(records, reduced)
+        enc = _Lines(self._encode(records, reduced), records)
         result.encode_failures = reduced[0]
-        for lo, hi in self._cuts(lines):
-            self._deliver(_Span(lines, records, lo, hi), result, abort)
+        for lo, hi in self._cuts(enc):
+            self._deliver(_Span(enc, lo, hi), result, abort)
+        return result
+
+    def _send_range(self, enc: _Body, start: int, stop: int, abort: threading.Event | None = None) -> SendResult:
+        result = SendResult()
+        for lo, hi in self._cuts(enc, start, stop):
+            self._deliver(_Span(enc, lo, hi), result, abort)
         return result
 
     def _deliver(self, pending: _Span | list[_Item], result: SendResult,
@@ -418,7 +572,7 @@ class ElasticSink(Sink):
             if self.stop_event.is_set():
                 raise SinkStopped("elasticsearch sink stopped before delivery finished")
             if isinstance(batch, _Span):
-                body = b"".join(batch.lines[batch.lo:batch.hi])
+                body = batch.enc.body(batch.lo, batch.hi)
             else:
                 body = b"".join([it.line for it in batch])
             node = self.nodes.pick()

@@ -22,6 +22,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from logpipe.config import SinkConfig
 from logpipe.ship.base import SendResult, Sink, SinkConfigError, SinkFatalError, SinkStopped
 from logpipe.ship.forward_auth import ProtocolError
@@ -35,6 +37,7 @@ from logpipe.ship.forward_conn import (
     parse_server,
 )
 from logpipe.ship.forward_tags import TagRenderer
+from logpipe.ship.ndjson import NdjsonSink
 
 log = logging.getLogger("logpipe.ship.forward")
 
@@ -88,7 +91,7 @@ class _Chunk:
     sent: bool = False
 
 
-class ForwardSink(Sink):
+class ForwardSink(Sink, NdjsonSink):
     """Fluentd forward-protocol sink (see module docstring). Thread-compatible, not thread-safe:
     one pipeline thread calls `send`.
 
@@ -158,6 +161,25 @@ class ForwardSink(Sink):
         self._deliver(self._chunks(records), result)
         result.delivered = len(records)
         result.encode_failures = self._packer.reduced - reduced
+        return result
+
+    def accepts_ndjson(self) -> bool:
+        return self._packer.ndjson_ready()
+
+    def send_ndjson(self, data: bytes, count: int) -> SendResult:
+        """The core road's records as NDJSON: packed by the native encoder into the very
+        chunks `send` would make of them, delivered the same way (acks, resends)."""
+        result = SendResult()
+        if not count:
+            return result
+        packed = self._packer.ndjson_chunks(data, self._tags, chunk_bytes=self._chunk_bytes,
+                                            chunk_records=self._chunk_records)
+        if packed is None:  # a record the native encoder leaves to the reference road
+            return self.send([orjson.loads(line) for line in data.splitlines()])
+        if sum(c for _, _, c in packed) != count:
+            raise ValueError(f"NDJSON batch holds {sum(c for _, _, c in packed)} records, {count} announced")
+        self._deliver((self._chunk(tag, entries, n) for tag, entries, n in packed), result)
+        result.delivered = count
         return result
 
     def send_chunks(self, chunks: list[_Chunk]) -> SendResult:

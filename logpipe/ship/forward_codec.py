@@ -301,6 +301,8 @@ class EntryPacker:
         self._secs: dict[str, int] = {}  # "YYYY-mm-ddTHH:MM:SS" -> epoch seconds
         self._key_ids: dict[int, _KeyIds] = {}  # per TagRenderer (by id), reset when large
         self.reduced = 0  # records packed in the safe form so far (logpipe.safeform)
+        self._core: Any = False  # logpipe._core once looked up (None: off or not built)
+        self._native: dict[tuple[str, ...], Any] = {}  # EntryEncoder per tag template's fields
 
     def entry(self, record: dict[str, Any]) -> bytes:
         """One entry, exactly: sanitises values msgpack or Fluentd could not take."""
@@ -356,11 +358,7 @@ class EntryPacker:
     def _groups(self, records: list[dict[str, Any]],
                 tags: TagRenderer) -> list[tuple[tuple[Any, ...], list[int] | None]]:
         """`(tag key, record indexes)` per tag, order kept within a tag (None = all records)."""
-        ids_map = self._key_ids.get(id(tags))
-        if ids_map is None or ids_map.tags is not tags or len(ids_map) > 10_000:
-            if len(self._key_ids) > 16:
-                self._key_ids.clear()
-            ids_map = self._key_ids[id(tags)] = _KeyIds(tags)
+        ids_map = self._ids_for(tags)
         get, has = dict.get, dict.__contains__
         cols: list[Iterator[Any]] = []
         if tags.uses_kind:
@@ -385,6 +383,64 @@ class EntryPacker:
                 out.append((ids_map.keys[gid], order_list[pos:pos + size]))
                 pos += size
         return out
+
+    def _ids_for(self, tags: TagRenderer) -> _KeyIds:
+        """The group ids of `tags`' tag keys, kept across batches (so groups keep their order)."""
+        ids_map = self._key_ids.get(id(tags))
+        if ids_map is None or ids_map.tags is not tags or len(ids_map) > 10_000:
+            if len(self._key_ids) > 16:
+                self._key_ids.clear()
+            ids_map = self._key_ids[id(tags)] = _KeyIds(tags)
+        return ids_map
+
+    # -- the native road: NDJSON in, the same chunks out -----------------------------------
+    def ndjson_ready(self) -> bool:
+        """Whether the native encoder is at hand (the core is built and not turned off)."""
+        return self._native_core() is not None
+
+    def _native_core(self) -> Any | None:
+        if self._core is False:
+            from logpipe.coreroute import load_core
+
+            self._core = load_core()
+        return self._core
+
+    def ndjson_chunks(self, data: bytes, tags: TagRenderer, *, chunk_bytes: int = 512 * 1024,
+                      chunk_records: int = 5000) -> list[tuple[str, bytes, int]] | None:
+        """What `chunks` yields for the records of `data` (NDJSON, as the core road carries
+        them), made by the native encoder (`logpipe._core.EntryEncoder`) without a dict per
+        record: the same groups in the same order, the same chunk cuts, the same bytes. The
+        encoder asks this packer for the group id of each new tag tuple and for the EventTime
+        of a timestamp not in the tailer's form. None when the core is off or a record must
+        take the Python road (decode it and call `chunks`)."""
+        core = self._native_core()
+        if core is None:
+            return None
+        encoder = self._native.get(tags.plain)
+        if encoder is None:
+            encoder = self._native[tags.plain] = core.EntryEncoder(list(tags.plain))
+        ids_map = self._ids_for(tags)
+        loads = orjson.loads
+
+        def group(kind: bytes | None, has_status: bool, has_method: bool, level: bytes | None,
+                  plain: list[bytes | None]) -> int:
+            raw = [None if v is None else loads(v) for v in plain]
+            if tags.uses_kind:
+                raw[:0] = [None if kind is None else loads(kind), has_status, has_method,
+                           None if level is None else loads(level)]
+            return ids_map[tuple(raw)]
+
+        try:
+            got = encoder.encode(data, chunk_bytes, chunk_records, self._native_time, group)
+        except TypeError:  # an unhashable tag value (dict, list): `chunks` groups those its own way
+            return None
+        if got is None:
+            return None
+        return [(tags.tag_for_key(ids_map.keys[gid]), entries, count) for gid, entries, count in got]
+
+    def _native_time(self, raw: bytes | None) -> bytes:
+        """EventTime bytes of an odd `@timestamp` (raw JSON, None when absent or null)."""
+        return self._prefix(None if raw is None else orjson.loads(raw))[len(_ENTRY_PREFIX):]
 
     @staticmethod
     def _groups_slow(records: list[dict[str, Any]],
