@@ -7,7 +7,12 @@
 pub mod json;
 pub mod record;
 pub mod screen;
+pub mod scrub;
+pub mod scrub_json;
+pub mod scrub_pyre;
 pub mod split;
 
 #[cfg(feature = "python")]
 mod py;
+#[cfg(feature = "python")]
+mod py_scrub;

@@ -329,5 +329,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<Splitter>()?;
     m.add_class::<JsonCore>()?;
+    crate::py_scrub::register(m)?;
     Ok(())
 }
