@@ -6,7 +6,7 @@ use pyo3::types::{PyBytes, PyString};
 
 use crate::scrub::{mask_ip, Action, Config, RuleSpec, Scrubber};
 
-type RuleRow = (String, String, String, String, String, Vec<String>);
+type RuleRow = (String, String, String, String, String, String);
 
 /// A compiled scrubber; immutable, so threads share it without locking.
 #[pyclass(module = "logpipe._core", frozen)]
@@ -32,7 +32,7 @@ impl ScrubCore {
         unicode_age: Option<String>,
     ) -> PyResult<Self> {
         let mut specs = Vec::with_capacity(rules.len());
-        for (name, pattern, action, kind, label, needles) in rules {
+        for (name, pattern, action, kind, label, guard) in rules {
             let action = Action::parse(&action).map_err(PyValueError::new_err)?;
             specs.push(RuleSpec {
                 name,
@@ -40,7 +40,7 @@ impl ScrubCore {
                 action,
                 kind,
                 label,
-                needles,
+                guard,
             });
         }
         let cfg = Config {

@@ -41,7 +41,8 @@ pub struct RuleSpec {
     pub action: Action,
     pub kind: String,
     pub label: String,
-    pub needles: Vec<String>,
+    /// A plain regex every match contains (empty: none); all guards run as one `RegexSet`.
+    pub guard: String,
 }
 
 /// Everything a scrubber is built from.
@@ -63,78 +64,26 @@ pub struct Config {
     pub unicode_age: Option<String>,
 }
 
-enum Guard {
-    Always,
-    /// ASCII case-insensitive needles (lower-case), any of which must occur.
-    Needles(Vec<Vec<u8>>),
-    /// At least this many ASCII digits.
-    Digits(usize),
-}
-
-impl Guard {
-    fn from_needles(needles: &[String]) -> Result<Guard, String> {
-        if needles.is_empty() {
-            return Ok(Guard::Always);
-        }
-        if let [one] = needles {
-            if let Some(n) = one.strip_prefix("#digits") {
-                return n
-                    .parse()
-                    .map(Guard::Digits)
-                    .map_err(|_| format!("bad guard {one:?}"));
-            }
-        }
-        Ok(Guard::Needles(
-            needles
-                .iter()
-                .map(|n| n.to_ascii_lowercase().into_bytes())
-                .collect(),
-        ))
-    }
-
-    fn admits(&self, text: &str) -> bool {
-        match self {
-            Guard::Always => true,
-            Guard::Digits(n) => text.bytes().filter(u8::is_ascii_digit).count() >= *n,
-            Guard::Needles(ns) => ns.iter().any(|n| contains_ci(text.as_bytes(), n)),
-        }
-    }
-}
-
-/// ASCII case-insensitive substring test (`needle` lower-case).
-fn contains_ci(hay: &[u8], needle: &[u8]) -> bool {
-    if needle.is_empty() {
-        return true;
-    }
-    if hay.len() < needle.len() {
-        return false;
-    }
-    let first = needle[0];
-    let upper = first.to_ascii_uppercase();
-    let mut i = 0;
-    let last = hay.len() - needle.len();
-    while i <= last {
-        let b = hay[i];
-        if (b == first || b == upper) && hay[i..i + needle.len()].eq_ignore_ascii_case(needle) {
-            return true;
-        }
-        i += 1;
-    }
-    false
-}
-
 struct Rule {
     name: String,
     re: fancy_regex::Regex,
     action: Action,
     kind: String,
     label: Option<fancy_regex::Regex>,
-    guard: Guard,
+    /// Index into the guard set; None: always run.
+    guard: Option<usize>,
 }
 
 /// The compiled scrubber; immutable and shareable between threads.
 pub struct Scrubber {
     rules: Vec<Rule>,
+    guards: regex::RegexSet,
+    /// All guards as one alternation: most strings hit none, and `is_match` is much cheaper than
+    /// the set's overlapping search.
+    any_guard: regex::Regex,
+    /// For whole JSON lines: matches wherever a guard or a sensitive key word could (see
+    /// `line_is_clean`); None when no such superset exists (custom patterns, non-ASCII key words).
+    line_guard: Option<regex::bytes::Regex>,
     token_re: fancy_regex::Regex,
     key: Option<Vec<u8>>,
     key_words: regex::Regex,
@@ -167,6 +116,7 @@ impl Scrubber {
             })
         };
         let mut rules = Vec::new();
+        let mut guards: Vec<&str> = Vec::new();
         for spec in &cfg.rules {
             let origin = format!("scrub rule {}", spec.name);
             rules.push(Rule {
@@ -179,10 +129,10 @@ impl Scrubber {
                 } else {
                     Some(compile(&origin, &spec.label)?)
                 },
-                guard: Guard::from_needles(&spec.needles).map_err(|message| BuildError {
-                    origin: origin.clone(),
-                    message,
-                })?,
+                guard: (!spec.guard.is_empty()).then(|| {
+                    guards.push(&spec.guard);
+                    guards.len() - 1
+                }),
             });
         }
         for (i, (origin, p)) in cfg.extra_patterns.iter().enumerate() {
@@ -192,7 +142,7 @@ impl Scrubber {
                 action: Action::Plain,
                 kind: "custom".to_string(),
                 label: None,
-                guard: Guard::Always,
+                guard: None,
             });
         }
         let words: Vec<String> = cfg.key_words.iter().map(|w| regex::escape(w)).collect();
@@ -200,14 +150,63 @@ impl Scrubber {
             origin: "scrub key words".into(),
             message: e.to_string(),
         })?;
+        let guards = regex::RegexSet::new(&guards).map_err(|e| BuildError {
+            origin: "scrub rule guards".into(),
+            message: e.to_string(),
+        })?;
+        let any: Vec<String> = guards
+            .patterns()
+            .iter()
+            .map(|g| format!("(?:{g})"))
+            .collect();
+        let any_guard = regex::Regex::new(&any.join("|")).map_err(|e| BuildError {
+            origin: "scrub rule guards".into(),
+            message: e.to_string(),
+        })?;
+        let ascii_words = cfg
+            .key_words
+            .iter()
+            .chain(&cfg.word_keys)
+            .all(|w| w.is_ascii() && !w.is_empty());
+        let line_guard = (cfg.extra_patterns.is_empty() && ascii_words)
+            .then(|| {
+                let words: Vec<String> = cfg
+                    .key_words
+                    .iter()
+                    .chain(&cfg.word_keys)
+                    .map(|w| regex::escape(w).replace('_', "[_\\- ]"))
+                    .collect();
+                regex::bytes::Regex::new(&format!("{}|(?i-u:{})", any.join("|"), words.join("|")))
+                    .ok()
+            })
+            .flatten();
         Ok(Scrubber {
             rules,
+            any_guard,
+            line_guard,
+            guards,
             token_re: compile("scrub token pattern", &cfg.token_pattern)?,
             key: cfg.key.clone().filter(|k| !k.is_empty()),
             key_words,
             word_keys: cfg.word_keys.clone(),
             allow_keys: cfg.allow_keys.clone(),
         })
+    }
+
+    /// True guarantees that scrubbing the JSON document `line` changes nothing: no guard and no
+    /// sensitive key word occurs anywhere in it, and nothing in it hides one (an escape, or the
+    /// two non-ASCII letters whose lower case is ASCII: the Kelvin sign and U+0130).
+    pub fn line_is_clean(&self, line: &[u8]) -> bool {
+        let Some(g) = &self.line_guard else {
+            return false;
+        };
+        if line.contains(&b'\\')
+            || contains(line, "\u{212a}".as_bytes())
+            || contains(line, "\u{130}".as_bytes())
+        {
+            return false;
+        }
+        !g.is_match(line)
     }
 
     pub fn pseudonym(&self) -> bool {
@@ -246,11 +245,17 @@ impl Scrubber {
     /// Mask every finding in one string, rule by rule in table order.
     pub fn scrub_text<'a>(&self, text: &'a str) -> Cow<'a, str> {
         let mut cur: Cow<'a, str> = Cow::Borrowed(text);
+        let hits_of = |t: &str| self.any_guard.is_match(t).then(|| self.guards.matches(t));
+        let mut hits = hits_of(text);
         for rule in &self.rules {
-            if !rule.guard.admits(&cur) {
-                continue;
+            if let Some(g) = rule.guard {
+                if !hits.as_ref().is_some_and(|h| h.matched(g)) {
+                    continue;
+                }
             }
             if let Some(next) = self.apply(rule, &cur) {
+                // a replacement may hold what a later guard looks for (hex digits of a pseudonym)
+                hits = hits_of(&next);
                 cur = Cow::Owned(next);
             }
         }
@@ -354,6 +359,10 @@ impl Scrubber {
         }
         self.word_keys.iter().any(|w| bounded_word(&norm, w))
     }
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
 }
 
 fn next_char(text: &str, i: usize) -> usize {

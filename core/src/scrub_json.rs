@@ -283,6 +283,11 @@ impl Scrubber {
     /// the input had one; `mask_client_ip` also masks a top-level `client_ip` afterwards, as the
     /// emit writer does. None: not a document this walk vouches for (`out` is then untouched).
     pub fn scrub_json(&self, line: &[u8], mask_client_ip: bool, out: &mut Vec<u8>) -> Option<()> {
+        if !(mask_client_ip && contains_client_ip(line)) && self.line_is_clean(line) {
+            // orjson's output is already compact: nothing to change, nothing to re-render
+            out.extend_from_slice(line);
+            return Some(());
+        }
         let mut p = P { s: line, i: 0 };
         let v = p.value(0)?;
         p.ws();
@@ -307,6 +312,10 @@ impl Scrubber {
         }
         Some(())
     }
+}
+
+fn contains_client_ip(line: &[u8]) -> bool {
+    line.windows(11).any(|w| w == b"\"client_ip\"")
 }
 
 fn write_v(v: &V<'_>, out: &mut Vec<u8>) {
