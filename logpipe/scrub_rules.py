@@ -69,7 +69,8 @@ RULES: tuple[Rule, ...] = (
     ("secret_param", f"(?<![{_ASCII_WORD}.\\-]){_KV_NAME}{_ASCII_SPACE}*[=:]{_ASCII_SPACE}*"
      f"(?:\"[^\"]*\"|'[^']*'|(?:(?:{_ci('bearer')}|{_ci('basic')}){_ASCII_SPACE}+)?[^&\\s#;,\"']+)",
      "labelled", "secret", r"^[^=:]*[=:]\s*", _KV_GUARD),
-    ("email", r"(?<![\w.%+\-])[\w.%+\-]+@[\w\-]+(?:\.[\w\-]+)*\.[^\W\d_]{2,}", "plain", "email", "", r"[\p{L}\p{N}_.%+\-]@"),
+    # guard: an email's '@' follows a local-part character, never '"' (so '"@timestamp"' is no hit)
+    ("email", r"(?<![\w.%+\-])[\w.%+\-]+@[\w\-]+(?:\.[\w\-]+)*\.[^\W\d_]{2,}", "plain", "email", "", r'[^"]@'),
     # A card number stands apart: a digit run inside a longer token (a uuid4().hex request id
     # holds a Luhn-valid 13+ digit run ~0.3% of the time) is not one. '_' counts as a separator.
     ("card", r"(?<![^\W_])(?<![0-9]\.)(?:[0-9]{13,19}|[0-9]{4}[ \-][0-9]{4,6}[ \-][0-9]{4,5}(?:[ \-][0-9]{1,4})?)"
