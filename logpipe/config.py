@@ -161,9 +161,22 @@ def load_config(path: str | os.PathLike[str], *, env: bool = True) -> Config:
     With `env`, the LOGPIPE_* variables are applied over it (`apply_env`)."""
     raw = read_toml(path)
     cfg = _build(Config, raw, str(Path(path)), "")
+    _check_scrub_patterns(cfg, str(Path(path)))
     if env:
         apply_env(cfg)
     return cfg
+
+
+def _check_scrub_patterns(cfg: Config, source: str) -> None:
+    """A `[scrub]` extra pattern that Python's `re` or the core's regex engine cannot take is a
+    start-up error naming the key and the file."""
+    if cfg.scrub.extra_patterns:
+        from logpipe.scrub import check_patterns
+
+        try:
+            check_patterns(cfg.scrub.extra_patterns, f"{source}: scrub.extra_patterns")
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
 
 
 def from_dict(raw: dict[str, Any], source: str = "<dict>") -> Config:

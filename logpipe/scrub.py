@@ -19,68 +19,32 @@ same token and records can still be correlated without exposing the value.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
-import ipaddress
 import os
 import re
 import threading
+import unicodedata
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from logpipe import fields as F
+from logpipe import scrub_rules
+from logpipe.scrub_rules import SENSITIVE_KEY_WORDS, TOKEN_PATTERN, WORD_KEYS
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
     from logpipe.config import ScrubConfig
 
-__all__ = ["Scrubber", "ScrubKeyError", "SENSITIVE_KEY_WORDS"]
+__all__ = ["Scrubber", "ScrubKeyError", "SENSITIVE_KEY_WORDS", "check_patterns"]
 
 
 class ScrubKeyError(RuntimeError):
     """Pseudonym mode without a key: refusing to fall back to a guessable one."""
 
 
-#: Key names (substring, case-insensitive, '-' treated as '_') whose values are redacted.
-SENSITIVE_KEY_WORDS: tuple[str, ...] = (
-    "password", "passwd", "pwd", "secret", "token", "api_key", "apikey", "authorization",
-    "cookie", "session", "credit_card", "creditcard", "card_number", "cardnumber", "cvv",
-    "private_key", "privatekey", "credential",
-)
-# Short words that would hit innocent names as substrings ("classname", "author").
-_WORD_KEYS: tuple[str, ...] = ("ssn", "auth")
+_RULES: dict[str, str] = {name: pattern for name, pattern, *_ in scrub_rules.RULES}
+_TOKEN_RE = re.compile(TOKEN_PATTERN)
 
-# Names that mark a secret in `name=value` text (query strings, form bodies, prose).
-_KV_NAME = (
-    r"[\w.\-]*(?:password|passwd|pwd|secret|token|api[_\-]?key|auth|signature|session|credential|"
-    r"private[_\-]?key|ssn|cvv)[\w.\-]*"
-)
-
-_AWS_PREFIXES = r"(?:AKIA|ASIA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|ABIA|ACCA)"
-
-# Rule name -> regex. Each is anchored (look-behinds) so a failed attempt costs O(run), not O(n^2).
-_RULES: dict[str, str] = {
-    "private_key": r"(?s:-----BEGIN[A-Z ]*PRIVATE KEY-----.*?(?:-----END[A-Z ]*PRIVATE KEY-----|\Z))",
-    "userinfo": r"(?<=://)[^\s/@:?#]*:[^\s/@?#]+@",
-    "jwt": r"(?<![\w-])eyJ[\w-]{4,}\.eyJ[\w-]{4,}\.[\w-]*",
-    "bearer": r"(?ai:\bbearer\s+)[A-Za-z0-9._~+/\-]{8,}=*",
-    "basic": r"(?ai:\bbasic\s+)[A-Za-z0-9+/]{6,}={0,2}",
-    "aws_key": r"(?<![A-Z0-9])" + _AWS_PREFIXES + r"[A-Z0-9]{16}(?![A-Z0-9])",
-    "json_secret": r'(?ai:"' + _KV_NAME + r'"\s*:\s*")(?:[^"\\]|\\.)*',
-    "secret_param": (r"(?ai:(?<![\w.\-])" + _KV_NAME + r"\s*[=:]\s*)"
-                     r"(?:\"[^\"]*\"|'[^']*'|(?ai:(?:bearer|basic)\s+)?[^&\s#;,\"']+)"),
-    "email": r"(?<![\w.%+\-])[\w.%+\-]+@[\w\-]+(?:\.[\w\-]+)*\.[^\W\d_]{2,}",
-    # A card number stands apart: a digit run inside a longer token (a uuid4().hex request id
-    # holds a Luhn-valid 13+ digit run ~0.3% of the time) is not one. '_' counts as a separator.
-    "card": (r"(?<![^\W_])(?<![0-9]\.)(?:[0-9]{13,19}|[0-9]{4}[ \-][0-9]{4,6}[ \-][0-9]{4,5}(?:[ \-][0-9]{1,4})?)"
-             r"(?![^\W_])(?!\.[0-9])"),
-}
-# Rules whose match keeps a leading label (e.g. "Bearer ", "password=") and masks the rest.
-_LABELLED = {"bearer": r"(?ai)^bearer\s+", "basic": r"(?ai)^basic\s+",
-             "json_secret": r'(?ai)^"[^"]*"\s*:\s*"', "secret_param": r"^[^=:]*[=:]\s*"}
 
 # The trigger: a cheap superset of everything above, run on UTF-8 bytes. Python's `re` has
 # no multi-literal prefilter (an alternation of keywords, worse with IGNORECASE, costs
@@ -161,7 +125,6 @@ _ANCHORS = re.compile(r"[\^$]|\\[AZbBG]|\(\?<?[=!]")
 
 _MIN_FINDING = 5  # no built-in rule can match a shorter string ("pwd=x" is the shortest)
 
-_TOKEN_RE = re.compile(r"^\[(?:REDACTED(?::[\w\-]+)?|[\w\-]+:[0-9a-f]{16})\]$")
 
 
 def luhn_ok(digits: str) -> bool:
@@ -190,35 +153,33 @@ class Scrubber:
         extra_patterns: Iterable[str] = (),
         allow_keys: Iterable[str] = (),
         mask_client_ip: bool = False,
+        pattern_origin: str = "",
     ) -> None:
+        """`pattern_origin` names where `extra_patterns` came from (config key and file), for the
+        start-up error a pattern the core's regex engine cannot take raises."""
         if mode not in ("redact", "pseudonym"):
             raise ValueError(f"scrub mode must be 'redact' or 'pseudonym', got {mode!r}")
         if mode == "pseudonym" and not key:
             raise ScrubKeyError("pseudonym scrubbing needs a non-empty HMAC key")
         self.mode = mode
-        self._key = key or b""
         self.mask_client_ip = mask_client_ip
         self._allow = frozenset(_norm_key(k) for k in allow_keys)
         extra_keys = tuple(_norm_key(k) for k in extra_keys if k)
-        words = "|".join(re.escape(w) for w in (*SENSITIVE_KEY_WORDS, *extra_keys))
-        bounded = "|".join(rf"(?:^|_){w}(?:_|$)" for w in _WORD_KEYS)
-        self._key_re = re.compile(f"{words}|{bounded}")
         self._key_cache: dict[str, bool] = {}
         self._clean: set[str] = set()
 
-        rules = dict(_RULES)
         extras = [p for p in extra_patterns if p]
+        where = pattern_origin or "scrub extra patterns"
         for i, pat in enumerate(extras):
             try:
                 re.compile(pat)
             except re.error as exc:
-                raise ValueError(f"invalid scrub pattern {pat!r}: {exc}") from None
-            rules[f"custom{i}"] = f"(?:{pat})"
-        # One compiled regex per rule, each run only when its own cheap guard (on the folded
-        # bytes) says it could match: a 10-way alternation costs ~25 µs on a 500-char string.
-        self._rule_res = {name: re.compile(f"(?P<{name}>{rx})") for name, rx in rules.items()}
-        self._custom = [self._rule_res[name] for name in rules if name.startswith("custom")]
-        self._labels = {name: re.compile(rx) for name, rx in _LABELLED.items()}
+                raise ValueError(f"invalid scrub pattern {pat!r} ({where}[{i}]): {exc}") from None
+        # The rules themselves run in the core, from the one shared table (logpipe.scrub_rules).
+        self.core = _new_core(key if mode == "pseudonym" else None, extra_keys, self._allow,
+                              [(f"invalid scrub pattern {pat!r} ({where}[{i}])", pat) for i, pat in enumerate(extras)])
+        self._card_rule = re.compile(_RULES["card"])  # the trigger's own card check (`_has_card`)
+        self._custom = bool(extras)
 
         words = _WORD_TRIE
         for k in extra_keys:
@@ -258,8 +219,9 @@ class Scrubber:
 
     # ---------------------------------------------------------------- construction
     @classmethod
-    def from_config(cls, cfg: ScrubConfig) -> Scrubber:
-        """Build from the `[scrub]` TOML section; pseudonym mode reads its key from the environment."""
+    def from_config(cls, cfg: ScrubConfig, source: str = "") -> Scrubber:
+        """Build from the `[scrub]` TOML section (read from the file `source`, named in errors);
+        pseudonym mode reads its key from the environment."""
         key: bytes | None = None
         if cfg.mode == "pseudonym":
             raw = os.environ.get(cfg.key_env, "")
@@ -270,7 +232,9 @@ class Scrubber:
                 )
             key = raw.encode()
         return cls(mode=cfg.mode, key=key, extra_keys=cfg.extra_keys, extra_patterns=cfg.extra_patterns,
-                   allow_keys=cfg.allow_keys, mask_client_ip=cfg.mask_client_ip)
+                   allow_keys=cfg.allow_keys, mask_client_ip=cfg.mask_client_ip,
+                   pattern_origin=f"{source}: scrub.extra_patterns" if source else "scrub.extra_patterns")
+
 
     # ---------------------------------------------------------------- checks
     def suspicious(self, text: str) -> bool:
@@ -388,7 +352,7 @@ class Scrubber:
         On a raw JSON line this is a superset of the parsed values' findings: digits and the
         separators are never escaped, a string's edges ('"') are neither digits nor '.', and a
         `\\u` escape that could hide a digit sends the line down the slow path on its own."""
-        card = self._rule_res["card"]
+        card = self._card_rule
         text = data.decode("utf-8", "replace")
         if "\\" in text:  # a JSON escape's letter ("\\n") stands where the value has a separator
             text = _JSON_ESCAPE.sub(" ", text)
@@ -408,88 +372,39 @@ class Scrubber:
         """Whether values under this key name are redacted whatever they contain."""
         hit = self._key_cache.get(key)
         if hit is None:
-            norm = _norm_key(key)
-            hit = norm not in self._allow and self._key_re.search(norm) is not None
+            hit = self.core.is_sensitive_key(key) if _encodable(key) else self.core.is_sensitive_key(_pua(key)[0])
             if len(self._key_cache) > 10_000:
                 self._key_cache.clear()
             self._key_cache[key] = hit
         return hit
 
-    # ---------------------------------------------------------------- masking
+    # ---------------------------------------------------------------- masking (in the core)
     def token(self, kind: str, value: str) -> str:
         """The replacement for one finding: a redaction marker or a keyed pseudonym."""
+        if _encodable(value):
+            return self.core.token(kind, value)
         if self.mode == "redact":
             return f"[REDACTED:{kind}]"
-        digest = hmac.new(self._key, value.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
-        return f"[{kind}:{digest[:16]}]"
+        return self.core.token(kind, value.encode("utf-8", "surrogatepass").decode("utf-8", "replace"))
 
     def scrub_text(self, text: str) -> str:
-        """Mask every pattern finding in one string: each rule whose guard hits, in priority order."""
-        folded = text.encode("utf-8", "surrogatepass").translate(_FOLD)
-        for rx in self._active_rules(folded):
-            text = rx.sub(self._replace, text)
-        return text
+        """Mask every pattern finding in one string (the core applies the shared rule table)."""
+        try:
+            return self.core.scrub_text(text)
+        except UnicodeEncodeError:  # lone surrogates: scrubbed as private-use stand-ins (see _pua)
+            mapped, back = _pua(text)
+            return self.core.scrub_text(mapped).translate(back)
 
-    def _active_rules(self, folded: bytes) -> list[re.Pattern[str]]:
-        """The rules that could match, judged on the folded bytes (a superset, never fewer)."""
-        res = self._rule_res
-        active: list[re.Pattern[str]] = []
-        if b"_____begin" in folded:
-            active.append(res["private_key"])
-        if b"://" in folded:
-            active.append(res["userinfo"])
-        if b"eyj" in folded:
-            active.append(res["jwt"])
-        if b"bearer" in folded:
-            active.append(res["bearer"])
-        if b"basic" in folded:
-            active.append(res["basic"])
-        if _AWS_FOLDED.search(folded) is not None:
-            active.append(res["aws_key"])
-        if _KV_FOLDED.search(folded) is not None:
-            active.append(res["json_secret"])
-            active.append(res["secret_param"])
-        if self._at_re.search(folded) is not None:
-            active.append(res["email"])
-        if self._card_re.search(folded) is not None:
-            active.append(res["card"])
-        active.extend(self._custom)
-        return active
-
-    def _replace(self, m: re.Match[str]) -> str:
-        kind = m.lastgroup or "secret"
-        found = m.group()
-        if kind == "card":
-            digits = found.replace(" ", "").replace("-", "")
-            if not (13 <= len(digits) <= 19 and luhn_ok(digits)):
-                return found
-            return self.token("card", digits)
-        if kind == "userinfo":
-            if _TOKEN_RE.match(found[:-1]):
-                return found
-            return self.token("userinfo", found[:-1]) + "@"
-        label_re = self._labels.get(kind)
-        if label_re is not None:
-            lm = label_re.match(found)
-            cut = lm.end() if lm else 0
-            label, value = found[:cut], found[cut:]
-            if kind == "basic" and not _looks_like_basic(value):
-                return found
-            if _TOKEN_RE.match(value):
-                return found
-            return label + self.token("credential" if kind in ("bearer", "basic") else "secret", value)
-        if kind.startswith("custom"):
-            kind = "custom"
-        return self.token(kind, found)
+    def scrub_json(self, line: bytes) -> bytes | None:
+        """`orjson.dumps(scrub_value(orjson.loads(line)))` in one native call, for a line orjson
+        wrote (a trailing newline is kept), with a top-level client_ip masked as `scrub_record`
+        would when `mask_client_ip` is on; None when the line is not one the core vouches for."""
+        return self.core.scrub_json(line, self.mask_client_ip)
 
     def mask_ip(self, value: str) -> str:
-        """Drop the host part: last octet of IPv4, last 80 bits of IPv6."""
-        try:
-            ip = ipaddress.ip_address(value.strip())
-        except ValueError:
-            return self.scrub_text(value)
-        prefix = 24 if ip.version == 4 else 48
-        return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False).network_address)
+        """Drop the host part: last octet of IPv4, last 80 bits of IPv6 (else scrub it as text)."""
+        masked = self.core.mask_ip(value) if _encodable(value) else None
+        return self.scrub_text(value) if masked is None else masked
 
     def _redact_value(self, key: str, value: Any) -> Any:
         if value is None or isinstance(value, bool):
@@ -557,6 +472,12 @@ class Scrubber:
         if self.mask_client_ip and isinstance(ip, str) and ip:
             record[F.CLIENT_IP] = self.mask_ip(ip)
         return record
+
+
+def check_patterns(patterns: Sequence[str], origin: str) -> None:
+    """Raise ValueError naming `origin` (config key and file) for the first pattern Python's `re`
+    or the core's regex engine cannot take: a start-up error, not a surprise on the first record."""
+    Scrubber(extra_patterns=patterns, pattern_origin=origin)
 
 
 def _as_bytes(line: bytes | str) -> bytes:
@@ -667,10 +588,35 @@ def _norm_key(key: str) -> str:
     return key.lower().replace("-", "_").replace(" ", "_")
 
 
-def _looks_like_basic(value: str) -> bool:
-    """`Basic <b64(user:pass)>`, not prose like "basic plan"."""
+def _new_core(key: bytes | None, extra_keys: tuple[str, ...], allow: frozenset[str],
+              extras: list[tuple[str, str]]) -> Any:
+    """The native scrubber for this configuration, built from the shared rule table."""
+    from logpipe import _core  # here, not at import: the CLI's start-up does not need it
+
+    age = ".".join(unicodedata.unidata_version.split(".")[:2])
     try:
-        decoded = base64.b64decode(value + "=" * (-len(value) % 4), validate=True)
-    except (binascii.Error, ValueError):
-        return False
-    return b":" in decoded
+        return _core.ScrubCore(scrub_rules.RULES, extras, TOKEN_PATTERN, key,
+                               [*SENSITIVE_KEY_WORDS, *extra_keys], list(WORD_KEYS), sorted(allow), age)
+    except ValueError as exc:  # the message starts with the pattern's origin (key and file)
+        raise ValueError(f"{exc} (the pattern compiles in Python's re but not in the core's regex engine)") \
+            from None
+
+
+def _encodable(text: str) -> bool:
+    """Whether `text` has no lone surrogates (so it can cross into the core as UTF-8)."""
+    return text.isascii() or not _SURROGATE.search(text)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_PUA_BASE = 0xE000  # lone surrogates U+D800+k stand in as U+E000+k: same classes in every rule
+
+
+def _pua(text: str) -> tuple[str, dict[int, int]]:
+    """`text` with lone surrogates mapped to private-use characters (which no rule treats
+    differently: neither is a word character, digit or space), and the table mapping back.
+    Private-use characters already in the text would be ambiguous: those map to U+FFFD."""
+    back = {c: c - _PUA_BASE + 0xD800 for c in range(_PUA_BASE, _PUA_BASE + 0x800)}
+    mapped = "".join(
+        chr(ord(ch) - 0xD800 + _PUA_BASE) if "\ud800" <= ch <= "\udfff"
+        else "\ufffd" if _PUA_BASE <= ord(ch) < _PUA_BASE + 0x800 else ch for ch in text)
+    return mapped, back

@@ -48,7 +48,7 @@ def test_batch_clean_verdict_means_scrub_changes_nothing_in_any_record(records: 
             assert sc.scrub_value(copy.deepcopy(rec)) == rec
 
 
-def test_writer_checks_a_clean_batch_at_once_and_still_scrubs_the_one_dirty_record(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_writer_scrubs_in_the_core_and_still_scrubs_the_one_dirty_record(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from logpipe.emit.handlers import Writer
 
     sc = Scrubber()
@@ -72,7 +72,7 @@ def test_writer_checks_a_clean_batch_at_once_and_still_scrubs_the_one_dirty_reco
     lines.clear()
     entries = batch(64)
     writer.process(entries)
-    assert len(lines) == 64 and len(calls) == 1  # one trigger check for 64 new records, not one each
+    assert len(lines) == 64 and calls == []  # the core scrubs each rendered line: no Python trigger
     entries[37] = (1.7e9, 20, "info", "app", ("GET %s", ("/users/bob@example.com",)), {"request_id": "r-37"},
                    {"path": "/users/bob@example.com"}, None)
     lines.clear()

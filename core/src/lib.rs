@@ -9,6 +9,9 @@ pub mod json;
 pub mod msgpack;
 pub mod record;
 pub mod screen;
+pub mod scrub;
+pub mod scrub_json;
+pub mod scrub_pyre;
 pub mod split;
 pub mod tapcols;
 pub mod text;
@@ -18,5 +21,7 @@ pub mod tokens;
 mod py;
 #[cfg(feature = "python")]
 mod py_encode;
+#[cfg(feature = "python")]
+mod py_scrub;
 #[cfg(feature = "python")]
 mod py_text;

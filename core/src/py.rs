@@ -382,5 +382,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<JsonCore>()?;
     crate::py_text::register(m)?;
     crate::py_encode::register(m)?;
+    crate::py_scrub::register(m)?;
     Ok(())
 }

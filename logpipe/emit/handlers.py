@@ -104,15 +104,10 @@ class Writer:
     def record(self, entry: Entry, known_clean: bool = False) -> dict[str, Any]:
         """Entry -> scrubbed record dict in schema order (logpipe field names).
         `known_clean`: `EmitScrubber.all_clean` already passed the entry's parts."""
+        rec, exc_fields = self._build(entry)
         created, _levelno, level, logger, message, ctx, extra, exc = entry
-        if message.__class__ is not str:  # (format, args), left for this thread by the caller
+        if message.__class__ is not str:
             message = message_text(message)
-        rec = render.build_record(self.stamp(created), level, logger, message, self.static, ctx, extra)
-        exc_fields = None
-        if exc is not None and F.EXCEPTION not in rec:
-            exc_fields = render.exception_fields(exc)
-            if exc_fields is not None:
-                rec[F.EXCEPTION] = exc_fields
         guard = self.guard
         if guard is not None:
             sc = guard.scrubber
@@ -124,6 +119,29 @@ class Writer:
                 if isinstance(ip, str) and ip:
                     rec[F.CLIENT_IP] = sc.mask_ip(ip)
         return rec
+
+    def _build(self, entry: Entry) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """Entry -> unscrubbed record dict in schema order, and its exception fields (if added)."""
+        created, _levelno, level, logger, message, ctx, extra, exc = entry
+        if message.__class__ is not str:  # (format, args), left for this thread by the caller
+            message = message_text(message)
+        rec = render.build_record(self.stamp(created), level, logger, message, self.static, ctx, extra)
+        exc_fields = None
+        if exc is not None and F.EXCEPTION not in rec:
+            exc_fields = render.exception_fields(exc)
+            if exc_fields is not None:
+                rec[F.EXCEPTION] = exc_fields
+        return rec, exc_fields
+
+    def scrubbed_line(self, entry: Entry) -> tuple[dict[str, Any], bytes]:
+        """The record (unscrubbed: for routing only) and its scrubbed JSON line, rendered by orjson and
+        scrubbed by the core in one call (`Scrubber.scrub_json`: the same bytes `line(record(entry))`
+        gives). Needs a scrubber and the logpipe schema."""
+        rec, _ = self._build(entry)
+        data = self.scrubber.scrub_json(render.dumps(rec))  # type: ignore[union-attr]
+        if data is None:  # a line the core does not vouch for: the Python road
+            return rec, self.line(self.record(entry))
+        return rec, data
 
     def line(self, rec: dict[str, Any]) -> bytes:
         return render.dumps(F.to_ecs(rec) if self.ecs else rec)
@@ -143,6 +161,8 @@ class Writer:
         con_bytes = bytearray()
         file_level, console_level = self.file_level, self.console_level
         entries = [e if e[4].__class__ is str else (*e[:4], message_text(e[4]), *e[5:]) for e in entries]
+        # logpipe schema to files (and a JSON console): the core scrubs each rendered line
+        native = self.scrubber is not None and not self.ecs and not pretty
         clean_upto = -1
         for i, entry in enumerate(entries):
             levelno = entry[1]
@@ -150,11 +170,14 @@ class Writer:
             to_file = levelno >= file_level
             if not (to_console or to_file):
                 continue
-            if i > clean_upto and self.guard is not None:
+            if not native and i > clean_upto and self.guard is not None:
                 clean_upto = self._precheck(entries, i)
             try:
-                rec = self.record(entry, i <= clean_upto)
-                data = self.line(rec)
+                if native:
+                    rec, data = self.scrubbed_line(entry)
+                else:
+                    rec = self.record(entry, i <= clean_upto)
+                    data = self.line(rec)
             except Exception as exc:  # a bad record must never stop the writer
                 self.failures += 1
                 rec = {F.TIMESTAMP: self.stamp(time.time()), F.LEVEL: "error", F.LOGGER: "logpipe.emit",
