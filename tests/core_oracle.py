@@ -46,7 +46,7 @@ def core_road(core: Any, block: LineBlock, scrubber: Any, service: str = "",
     assert route.usable and route.applies("json", block)
     stream = Stream(key="k", path=PATH, fp=FP, input=InputConfig(paths=[PATH], service=service, tags=list(tags)))
     parser = JsonParser(service=service)
-    out = route.run(stream, parser.parse_batch, parser, block, 0, len(block))
+    out = route.run(stream, "json", parser.parse_batch, parser, block, 0, len(block))
     assert out.lines == len(block) and out.end == len(block.raw) + 1
     records = [orjson.loads(line) for line in out.ndjson.splitlines()]
     assert out.count == len(records)

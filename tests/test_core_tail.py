@@ -130,6 +130,6 @@ def test_a_renamed_stream_is_stamped_with_its_new_path() -> None:
     paths = []
     for path in ("app.log", "app.log.1"):
         stream = Stream(key="ino:42", path=path, fp="00112233445566ff", input=Inp(paths=["app.log"]))
-        out = route.run(stream, parser.parse_batch, parser, splitter.feed(line), 0, 1)
+        out = route.run(stream, "json", parser.parse_batch, parser, splitter.feed(line), 0, 1)
         paths.append(json.loads(out.ndjson)["log_file"])
     assert paths == ["app.log", "app.log.1"]
