@@ -12,10 +12,12 @@
 
 pub struct Screen {
     fold: [u8; 256],
-    /// The table's two bits as bitsets indexed by a native-endian bigram (8 KiB each, so both
-    /// stay in the L1 cache): `starts` = begins a trigram (bit 0), `ends` = ends one (bit 1).
-    starts: Box<[u64; 1024]>,
-    ends: Box<[u64; 1024]>,
+    /// The trigram table over *raw* bigrams, indexed `b0 | b1 << 8` with the fold applied at
+    /// construction, so the scan does one load per byte: bit 0 = the folded bigram begins a
+    /// trigram, bit 1 = it ends one.
+    grams: Box<[u8; 65_536]>,
+    /// `DIGIT` for bytes that fold to '0', `SEP` for those that fold to '_'.
+    class: [u8; 256],
     needles: Vec<Vec<u8>>,
     shapes: Vec<Shape>,
     pairs: Vec<(usize, usize)>,
@@ -23,9 +25,8 @@ pub struct Screen {
     userinfo: bool,
 }
 
-fn bit(set: &[u64; 1024], i: usize) -> bool {
-    set[i >> 6] >> (i & 63) & 1 != 0
-}
+const DIGIT: u8 = 1;
+const SEP: u8 = 2;
 
 impl Screen {
     /// `fold`: 256 bytes; `lut`: 65,536 bytes; `needles`: literals searched in the folded text.
@@ -39,11 +40,18 @@ impl Screen {
         if needles.iter().any(|n| n.is_empty()) {
             return Err("empty literal in the scrub screen".into());
         }
-        let mut starts = Box::new([0u64; 1024]);
-        let mut ends = Box::new([0u64; 1024]);
-        for (i, &bits) in lut.iter().enumerate() {
-            starts[i >> 6] |= u64::from(bits & 1) << (i & 63);
-            ends[i >> 6] |= u64::from((bits >> 1) & 1) << (i & 63);
+        let mut grams = Box::new([0u8; 65_536]);
+        for (raw, slot) in grams.iter_mut().enumerate() {
+            let folded = u16::from_ne_bytes([fold[raw & 0xff], fold[raw >> 8]]);
+            *slot = lut[folded as usize] & 3;
+        }
+        let mut class = [0u8; 256];
+        for (b, c) in class.iter_mut().enumerate() {
+            *c = match fold[b] {
+                b'0' => DIGIT,
+                b'_' => SEP,
+                _ => 0,
+            };
         }
         let shapes: Vec<Shape> = needles.iter().map(|n| Shape::of(n)).collect();
         let pairs = shapes
@@ -55,8 +63,8 @@ impl Screen {
             .collect();
         Ok(Screen {
             fold,
-            starts,
-            ends,
+            grams,
+            class,
             needles,
             shapes,
             pairs,
@@ -75,50 +83,17 @@ impl Screen {
 
     /// Whether `line` could need scrubbing (its bytes as in the file, no newline).
     ///
-    /// One pass over the line: each byte is folded once, the trigram test looks up each bigram
-    /// once (does the previous bigram start a trigram and this one end it), and the runs of
-    /// folded digits are measured on the way. `scratch` is kept for the literal search, which
-    /// only literals of no digit shape need.
+    /// Two tight passes instead of one branchy one: the trigram test (one table load per byte),
+    /// then the runs of digits, skipping eight bytes at a time where there is no digit.
+    /// `scratch` is kept for the literal search, which only literals of no digit shape need.
     pub fn flags(&self, line: &[u8], scratch: &mut Vec<u8>) -> bool {
         if line.is_empty() {
             return false;
         }
-        let fold = &self.fold;
-        let (starts, ends) = (&*self.starts, &*self.ends);
-        let mut runs = ZeroRuns::default();
-        let (mut run, mut before) = (0usize, 0usize);
-        // Two padding newlines, as the Python prefilter appends: every bigram has a successor.
-        let mut prev = fold[line[0] as usize];
-        let mut prev_starts = false;
-        for (i, &b) in line.iter().chain(b"\n\n".iter()).enumerate().skip(1) {
-            let c = fold[b as usize];
-            let gram = u16::from_ne_bytes([prev, c]) as usize;
-            // the trigram at i-2..=i: the previous bigram starts one and this one ends it
-            if prev_starts
-                && bit(ends, gram)
-                && !(self.userinfo
-                    && line.get(i - 2..=i) == Some(b"://".as_slice())
-                    && !userinfo_follows(&line[i + 1..]))
-            {
-                return true;
-            }
-            prev_starts = bit(starts, gram);
-            if prev == b'0' {
-                run += 1;
-                if run > runs.longest {
-                    runs.longest = run;
-                }
-                for &(a, b) in &self.pairs {
-                    if run == b && before >= a && !runs.pairs.contains(&(a, b)) {
-                        runs.pairs.push((a, b));
-                    }
-                }
-            } else {
-                before = if prev == b'_' { run } else { 0 };
-                run = 0;
-            }
-            prev = c;
+        if self.trigram(line) {
+            return true;
         }
+        let runs = self.digit_runs(line);
         self.needles
             .iter()
             .zip(&self.shapes)
@@ -132,11 +107,97 @@ impl Screen {
                 Shape::Pair(a, b) => runs.pairs.contains(&(a, b)),
                 Shape::Other => {
                     scratch.clear();
-                    scratch.extend(line.iter().map(|&b| fold[b as usize]));
+                    scratch.extend(line.iter().map(|&b| self.fold[b as usize]));
                     find(scratch, n)
                 }
             })
     }
+
+    /// Whether a trigram of the table occurs in the folded `line` followed by two padding
+    /// newlines (as the Python prefilter appends): bigram i-1 begins one and bigram i ends it.
+    fn trigram(&self, line: &[u8]) -> bool {
+        let grams = &*self.grams;
+        let gram = |a: u8, b: u8| grams[a as usize | (b as usize) << 8];
+        let mut begins = 0u8;
+        for (i, w) in line.windows(2).enumerate() {
+            let g = gram(w[0], w[1]);
+            if begins & (g >> 1) != 0 && self.counts(line, i + 1) {
+                return true;
+            }
+            begins = g & 1;
+        }
+        let last = line[line.len() - 1];
+        for (k, (a, b)) in [(last, b'\n'), (b'\n', b'\n')].into_iter().enumerate() {
+            let g = gram(a, b);
+            if begins & (g >> 1) != 0 && self.counts(line, line.len() + k) {
+                return true;
+            }
+            begins = g & 1;
+        }
+        false
+    }
+
+    /// Whether the trigram ending at byte `i` (of the padded line) counts: always, except a
+    /// `://` without credentials after it under `with_userinfo_rule`.
+    fn counts(&self, line: &[u8], i: usize) -> bool {
+        !(self.userinfo
+            && line.get(i - 2..=i) == Some(b"://".as_slice())
+            && !userinfo_follows(&line[i + 1..]))
+    }
+
+    /// The runs of folded digits: the longest, and which `Pair` literals occur.
+    fn digit_runs(&self, line: &[u8]) -> ZeroRuns {
+        let mut runs = ZeroRuns::default();
+        let (mut run, mut before) = (0usize, 0usize);
+        let mut p = 0;
+        while p < line.len() {
+            // Eight bytes with no digit end any run and forget any separator before them.
+            if p + 8 <= line.len() {
+                let word = u64::from_le_bytes(line[p..p + 8].try_into().expect("8 bytes"));
+                if !has_digit(word) {
+                    run = 0;
+                    before = 0;
+                    p += 8;
+                    continue;
+                }
+            }
+            let end = (p + 8).min(line.len());
+            for &b in &line[p..end] {
+                match self.class[b as usize] {
+                    DIGIT => {
+                        run += 1;
+                        runs.longest = runs.longest.max(run);
+                        if before > 0 {
+                            for &(a, k) in &self.pairs {
+                                if run == k && before >= a && !runs.pairs.contains(&(a, k)) {
+                                    runs.pairs.push((a, k));
+                                }
+                            }
+                        }
+                    }
+                    SEP => {
+                        before = run;
+                        run = 0;
+                    }
+                    _ => {
+                        before = 0;
+                        run = 0;
+                    }
+                }
+            }
+            p = end;
+        }
+        runs
+    }
+}
+
+/// Whether any of the eight bytes of `word` is an ASCII digit (SWAR: no carry crosses a byte).
+fn has_digit(word: u64) -> bool {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let t = word ^ 0x3030_3030_3030_3030; // a digit becomes 0..=9
+    let not_digit = ((t & LOW7) + 0x7676_7676_7676_7676 | t) & HIGH;
+    not_digit != HIGH
 }
 
 /// `[^/?#@\t\r\n]*@` at the start of `rest` (the scrubber's `_USERINFO_HINT` after `://`).
@@ -314,6 +375,23 @@ mod tests {
         assert!(!s.flags(b"12-12345678", &mut scratch));
         assert!(s.flags(b"xAB", &mut scratch));
         assert!(!s.flags(b"a b", &mut scratch));
+    }
+
+    #[test]
+    fn has_digit_sees_a_digit_in_any_byte_and_nothing_else() {
+        for pos in 0..8 {
+            for b in 0u8..=255 {
+                let mut w = *b"abcdefgh";
+                w[pos] = b;
+                assert_eq!(
+                    has_digit(u64::from_le_bytes(w)),
+                    b.is_ascii_digit(),
+                    "{b} at {pos}"
+                );
+            }
+        }
+        assert!(!has_digit(u64::from_le_bytes([0xff; 8])));
+        assert!(!has_digit(u64::from_le_bytes(*b"//::////")));
     }
 
     #[test]
