@@ -131,6 +131,28 @@ def test_scrub_screen_sends_findings_to_the_scrubber() -> None:
     assert got[0]["message"] == "mail [REDACTED:email] card [REDACTED:card]"
 
 
+@settings(max_examples=int(os.environ.get("LOGPIPE_CORE_EXAMPLES", "300")), deadline=None)
+@given(parts=st.lists(st.sampled_from(["4111", "1111", "4111111111111111", " ", "-", "_", "x", "ab", "\\n", "bea",
+                                       "rer ", "tok", "en=", "@", "bob", "://", "u:p@", "é", "0", "12345", '"', "{"])
+                      | st.integers(0, 10**20).map(str), max_size=40),
+       pad=st.integers(0, 9))
+def test_scrub_screen_flags_every_line_the_scrubber_flags(parts: list[str], pad: int) -> None:
+    """The screen is a superset of the scrubber's exact check, at every alignment of digit runs
+    and trigrams (it skips digit-free 8-byte words): what it passes, the scrubber would leave."""
+    scrubber = Scrubber()
+    line = ("x" * pad + "".join(parts)).encode()
+    asked: list[bytes] = []
+
+    def confirm(lines: list[bytes]) -> list[bool]:
+        asked.extend(lines)
+        return [scrubber.suspicious_bytes(x) for x in lines]
+
+    whole = b'{"message":' + json.dumps(line.decode()).encode() + b"}"
+    _core.JsonCore(HOST, PATH, FP, "", [], scrubber.screen_tables(), False).process(whole, 0, confirm)
+    if scrubber.suspicious_bytes(whole):
+        assert asked == [whole]
+
+
 # -- the splitter ---------------------------------------------------------------------------------
 def python_lines(block) -> list[tuple]:
     return [(s, e, t, block.tags.get(s, [])) for s, e, t in zip(block.starts, block.ends, block.texts, strict=True)]
