@@ -5,6 +5,7 @@
 //! exposes them as `logpipe._core`.
 
 pub mod bulk;
+pub mod digits;
 pub mod json;
 pub mod msgpack;
 pub mod record;

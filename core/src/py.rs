@@ -8,7 +8,7 @@ use pyo3::types::{PyBytes, PyList, PyTuple};
 
 use crate::json::{Kind, Scanned};
 use crate::record::{render, Origin};
-use crate::screen::Screen;
+use crate::screen::{Scratch, Screen};
 use crate::split::{Line, Splitter as CoreSplitter};
 use crate::tapcols::{TapCols, Text};
 
@@ -92,7 +92,7 @@ impl JsonCore {
         let Some(screen) = &self.screen else {
             return Vec::new();
         };
-        let mut scratch = Vec::new();
+        let mut scratch = Scratch::default();
         lines
             .iter()
             .enumerate()

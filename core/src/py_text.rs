@@ -8,7 +8,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 
 use crate::record::Origin;
-use crate::screen::Screen;
+use crate::screen::{Scratch, Screen};
 use crate::text::{multiline, render, time, Format, TapView};
 
 /// The scrub screen's tables as `logpipe.scrub` hands them over: (fold, trigram table, literals).
@@ -47,7 +47,7 @@ impl TextCore {
         let Some(screen) = &self.screen else {
             return Vec::new();
         };
-        let mut scratch = Vec::new();
+        let mut scratch = Scratch::default();
         items
             .iter()
             .enumerate()

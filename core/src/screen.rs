@@ -10,14 +10,17 @@
 //! digits standing apart (no letter or digit right before or after, a JSON escape's letter
 //! counting as a separator) and passing Luhn, which is the scrubber's own test.
 
+use crate::digits::DigitBits;
+
 pub struct Screen {
     fold: [u8; 256],
     /// The trigram table over *raw* bigrams, indexed `b0 | b1 << 8` with the fold applied at
     /// construction, so the scan does one load per byte: bit 0 = the folded bigram begins a
     /// trigram, bit 1 = it ends one.
     grams: Box<[u8; 65_536]>,
-    /// `DIGIT` for bytes that fold to '0', `SEP` for those that fold to '_'.
-    class: [u8; 256],
+    /// 1 for bytes that fold to '0', 2 for those that fold to '_'; None when those are exactly the
+    /// ASCII digits and ' ', '-', '_' (the scrubber's fold), which `DigitBits` reads word-wise.
+    class: Option<Box<[u8; 256]>>,
     needles: Vec<Vec<u8>>,
     shapes: Vec<Shape>,
     pairs: Vec<(usize, usize)>,
@@ -25,8 +28,12 @@ pub struct Screen {
     userinfo: bool,
 }
 
-const DIGIT: u8 = 1;
-const SEP: u8 = 2;
+/// What `Screen::flags` reuses from line to line.
+#[derive(Default)]
+pub struct Scratch {
+    folded: Vec<u8>,
+    bits: DigitBits,
+}
 
 impl Screen {
     /// `fold`: 256 bytes; `lut`: 65,536 bytes; `needles`: literals searched in the folded text.
@@ -45,14 +52,23 @@ impl Screen {
             let folded = u16::from_ne_bytes([fold[raw & 0xff], fold[raw >> 8]]);
             *slot = lut[folded as usize] & 3;
         }
-        let mut class = [0u8; 256];
+        let mut class = Box::new([0u8; 256]);
         for (b, c) in class.iter_mut().enumerate() {
             *c = match fold[b] {
-                b'0' => DIGIT,
-                b'_' => SEP,
+                b'0' => 1,
+                b'_' => 2,
                 _ => 0,
             };
         }
+        let standard = (0..=255u8).all(|b| {
+            let want = match b {
+                b'0'..=b'9' => 1,
+                b' ' | b'-' | b'_' => 2,
+                _ => 0,
+            };
+            class[b as usize] == want
+        });
+        let class = (!standard).then_some(class);
         let shapes: Vec<Shape> = needles.iter().map(|n| Shape::of(n)).collect();
         let pairs = shapes
             .iter()
@@ -83,17 +99,20 @@ impl Screen {
 
     /// Whether `line` could need scrubbing (its bytes as in the file, no newline).
     ///
-    /// Two tight passes instead of one branchy one: the trigram test (one table load per byte),
-    /// then the runs of digits, skipping eight bytes at a time where there is no digit.
-    /// `scratch` is kept for the literal search, which only literals of no digit shape need.
-    pub fn flags(&self, line: &[u8], scratch: &mut Vec<u8>) -> bool {
+    /// Two passes: the trigram test (one table load per byte), then the digit shapes on one
+    /// bit per byte (`DigitBits`).
+    pub fn flags(&self, line: &[u8], scratch: &mut Scratch) -> bool {
         if line.is_empty() {
             return false;
         }
         if self.trigram(line) {
             return true;
         }
-        let runs = self.digit_runs(line);
+        let bits = &mut scratch.bits;
+        match &self.class {
+            None => bits.fill(line, !self.pairs.is_empty()),
+            Some(class) => bits.fill_by(line, class),
+        }
         self.needles
             .iter()
             .zip(&self.shapes)
@@ -101,14 +120,15 @@ impl Screen {
                 // An escape can join digit groups into a card the scrubber sees ("1234\\n5678..."):
                 // with one on the line, any long run flags it.
                 Shape::Zeros(k) if k >= 13 => {
-                    runs.longest >= k && (line.contains(&b'\\') || digit_run_card(line))
+                    bits.has_run(k) && (line.contains(&b'\\') || digit_run_card(line))
                 }
-                Shape::Zeros(k) => runs.longest >= k,
-                Shape::Pair(a, b) => runs.pairs.contains(&(a, b)),
+                Shape::Zeros(k) => bits.has_run(k),
+                Shape::Pair(a, b) => bits.has_pair(a, b),
                 Shape::Other => {
-                    scratch.clear();
-                    scratch.extend(line.iter().map(|&b| self.fold[b as usize]));
-                    find(scratch, n)
+                    let folded = &mut scratch.folded;
+                    folded.clear();
+                    folded.extend(line.iter().map(|&b| self.fold[b as usize]));
+                    find(folded, n)
                 }
             })
     }
@@ -144,60 +164,6 @@ impl Screen {
             && line.get(i - 2..=i) == Some(b"://".as_slice())
             && !userinfo_follows(&line[i + 1..]))
     }
-
-    /// The runs of folded digits: the longest, and which `Pair` literals occur.
-    fn digit_runs(&self, line: &[u8]) -> ZeroRuns {
-        let mut runs = ZeroRuns::default();
-        let (mut run, mut before) = (0usize, 0usize);
-        let mut p = 0;
-        while p < line.len() {
-            // Eight bytes with no digit end any run and forget any separator before them.
-            if p + 8 <= line.len() {
-                let word = u64::from_le_bytes(line[p..p + 8].try_into().expect("8 bytes"));
-                if !has_digit(word) {
-                    run = 0;
-                    before = 0;
-                    p += 8;
-                    continue;
-                }
-            }
-            let end = (p + 8).min(line.len());
-            for &b in &line[p..end] {
-                match self.class[b as usize] {
-                    DIGIT => {
-                        run += 1;
-                        runs.longest = runs.longest.max(run);
-                        if before > 0 {
-                            for &(a, k) in &self.pairs {
-                                if run == k && before >= a && !runs.pairs.contains(&(a, k)) {
-                                    runs.pairs.push((a, k));
-                                }
-                            }
-                        }
-                    }
-                    SEP => {
-                        before = run;
-                        run = 0;
-                    }
-                    _ => {
-                        before = 0;
-                        run = 0;
-                    }
-                }
-            }
-            p = end;
-        }
-        runs
-    }
-}
-
-/// Whether any of the eight bytes of `word` is an ASCII digit (SWAR: no carry crosses a byte).
-fn has_digit(word: u64) -> bool {
-    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let t = word ^ 0x3030_3030_3030_3030; // a digit becomes 0..=9
-    let not_digit = ((t & LOW7) + 0x7676_7676_7676_7676 | t) & HIGH;
-    not_digit != HIGH
 }
 
 /// `[^/?#@\t\r\n]*@` at the start of `rest` (the scrubber's `_USERINFO_HINT` after `://`).
@@ -236,13 +202,6 @@ impl Shape {
             _ => Shape::Other,
         }
     }
-}
-
-/// Runs of '0' in a folded line: the longest, and which `Pair` literals occur.
-#[derive(Default)]
-struct ZeroRuns {
-    longest: usize,
-    pairs: Vec<(usize, usize)>,
 }
 
 /// Whether some run of ASCII digits in `line` could be a card number to the scrubber's card rule:
@@ -331,7 +290,7 @@ mod tests {
     #[test]
     fn flags_a_trigram_in_any_case_and_passes_clean_lines() {
         let s = screen();
-        let mut scratch = Vec::new();
+        let mut scratch = Scratch::default();
         assert!(s.flags(b"a TOKen here", &mut scratch));
         assert!(!s.flags(b"to k", &mut scratch));
         assert!(s.flags(b"card 4111111111111111", &mut scratch));
@@ -367,7 +326,7 @@ mod tests {
             vec![b"0000_0000".to_vec(), b"000000000".to_vec(), b"ab".to_vec()],
         )
         .unwrap();
-        let mut scratch = Vec::new();
+        let mut scratch = Scratch::default();
         assert!(s.flags(b"x 1234-567890 y", &mut scratch));
         assert!(s.flags(b"x 1234 5678", &mut scratch));
         assert!(!s.flags(b"123-4567x1234--5678", &mut scratch));
@@ -375,23 +334,6 @@ mod tests {
         assert!(!s.flags(b"12-12345678", &mut scratch));
         assert!(s.flags(b"xAB", &mut scratch));
         assert!(!s.flags(b"a b", &mut scratch));
-    }
-
-    #[test]
-    fn has_digit_sees_a_digit_in_any_byte_and_nothing_else() {
-        for pos in 0..8 {
-            for b in 0u8..=255 {
-                let mut w = *b"abcdefgh";
-                w[pos] = b;
-                assert_eq!(
-                    has_digit(u64::from_le_bytes(w)),
-                    b.is_ascii_digit(),
-                    "{b} at {pos}"
-                );
-            }
-        }
-        assert!(!has_digit(u64::from_le_bytes([0xff; 8])));
-        assert!(!has_digit(u64::from_le_bytes(*b"//::////")));
     }
 
     #[test]
@@ -410,7 +352,7 @@ mod tests {
         let refined = Screen::new(&fold, &lut, vec![b"qqq".to_vec()])
             .unwrap()
             .with_userinfo_rule();
-        let mut scratch = Vec::new();
+        let mut scratch = Scratch::default();
         let referrer = b"\"GET / HTTP/1.1\" 200 5 \"https://shop.example/a@b\" \"curl\"";
         assert!(plain.flags(referrer, &mut scratch));
         assert!(!refined.flags(referrer, &mut scratch));
