@@ -72,7 +72,9 @@ struct JsonCore {
     screen: Option<Screen>,
     tap: bool,
     /// Tap strings seen before (methods, routes, levels repeat): one Python object each.
-    strings: HashMap<Vec<u8>, Py<PyAny>>,
+    /// foldhash, seeded per process: a few short keys per record, where SipHash's set-up costs
+    /// more than the lookup; the seed keeps crafted keys from colliding on purpose.
+    strings: HashMap<Vec<u8>, Py<PyAny>, foldhash::quality::RandomState>,
 }
 
 /// Strings longer than this are not kept in `JsonCore::strings`; nor more than `CACHE_MAX` of them.
@@ -282,7 +284,7 @@ impl JsonCore {
             },
             screen,
             tap,
-            strings: HashMap::new(),
+            strings: HashMap::default(),
         })
     }
 

@@ -62,8 +62,13 @@ impl TapCols {
         status: &Member,
     ) -> Option<()> {
         let m = self.text(scan, Some(method))?;
-        let p = self.text(scan, scan.get(b"path"))?;
         let r = self.text(scan, scan.get(b"route"))?;
+        // A record with a route is keyed by it: its path (usually unique, /items/4180) is not
+        // needed, so no string is made for it. `""` (two bytes with its quotes) is no route.
+        let p = match r {
+            Some((a, b)) if b - a > 2 => None,
+            _ => self.text(scan, scan.get(b"path"))?,
+        };
         let s = number(scan, Some(status))?;
         let d = number(scan, scan.get(b"duration_ms"))?;
         self.access_lines.push(line);
@@ -146,6 +151,17 @@ mod tests {
         let (a, b) = c.paths[0].unwrap();
         assert_eq!(&c.buf[a..b], b"\"/a\"");
         assert!(c.methods[1].is_none() && c.paths[1].is_none());
+    }
+
+    #[test]
+    fn a_record_with_a_route_leaves_its_path_out() {
+        let (c, _) = cols(&[
+            r#"{"method":"GET","status":200,"path":"/items/7","route":"/items/{id}"}"#,
+            r#"{"method":"GET","status":200,"path":"/items/8","route":""}"#,
+        ]);
+        assert!(c.paths[0].is_none());
+        let (a, b) = c.paths[1].unwrap();
+        assert_eq!(&c.buf[a..b], b"\"/items/8\"");
     }
 
     #[test]

@@ -28,8 +28,9 @@ class TapColumns:
     """Columns of `n_records` records, each list/array in file order.
 
     methods/paths/routes/status/durations: one entry per access record (None where a text is
-    absent or null; status and duration as floats, NaN where absent or null, -1 where present
-    but unusable, as `batch._floats` reads them). levels: the level of each other non-derived
+    absent or null, and the path None where the route is set: the route keys the request, and
+    the path, usually unique, would only cost a string; status and duration as floats, NaN
+    where absent or null, -1 where present but unusable, as `batch._floats` reads them). levels: the level of each other non-derived
     record that has one. exceptions: the exception type of each non-derived record with one.
     records: the records that came as dicts (listeners such as page vitals look at them)."""
 
@@ -110,9 +111,10 @@ def columns_of(records: list[dict[str, Any]]) -> _Indexed:
             continue
         if method in r and status_k in r:
             out.access_index.append(i)
+            route = r.get(F.ROUTE)
             out.methods.append(r[method])
-            out.paths.append(r.get(F.PATH))
-            out.routes.append(r.get(F.ROUTE))
+            out.paths.append(None if route else r.get(F.PATH))
+            out.routes.append(route)
             status.append(r[status_k])
             dur.append(r.get(F.DURATION_MS))
         elif level in r:
