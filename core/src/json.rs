@@ -48,6 +48,79 @@ pub struct Member {
 pub struct Scanned {
     pub compact: Vec<u8>,
     pub members: Vec<Member>,
+    /// The top-level keys by hash (open addressing, `EMPTY` = free, a power-of-two length at
+    /// least twice the members): the render and the tap ask for a dozen keys per record, and
+    /// the duplicate-key check asks for every key.
+    slots: Vec<u32>,
+    /// Keys of the nested objects being scanned, one run per open object (the duplicate check).
+    nested: Vec<(usize, usize)>,
+}
+
+const EMPTY: u32 = u32::MAX;
+const MIN_SLOTS: usize = 64;
+
+fn key_hash(key: &[u8]) -> usize {
+    let mut h: u32 = 0x811c_9dc5;
+    for &b in key {
+        h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
+    }
+    h as usize
+}
+
+/// The top-level members and their hash index, as `Scanner::object` fills them.
+struct TopKeys<'a> {
+    members: &'a mut Vec<Member>,
+    slots: &'a mut Vec<u32>,
+}
+
+impl TopKeys<'_> {
+    /// Whether `key` (in `out`) is already a member.
+    fn has(&self, out: &[u8], key: &[u8]) -> bool {
+        find(self.members, self.slots, out, key).is_some()
+    }
+
+    fn push(&mut self, out: &[u8], member: Member) {
+        if 2 * (self.members.len() + 1) > self.slots.len() {
+            let size = (self.slots.len() * 2).max(MIN_SLOTS);
+            self.slots.clear();
+            self.slots.resize(size, EMPTY);
+            for i in 0..self.members.len() {
+                let (a, b) = self.members[i].key;
+                place(self.slots, &out[a..b], i);
+            }
+        }
+        let (a, b) = member.key;
+        place(self.slots, &out[a..b], self.members.len());
+        self.members.push(member);
+    }
+}
+
+fn place(slots: &mut [u32], key: &[u8], index: usize) {
+    let mask = slots.len() - 1;
+    let mut at = key_hash(key) & mask;
+    while slots[at] != EMPTY {
+        at = (at + 1) & mask;
+    }
+    slots[at] = index as u32;
+}
+
+fn find<'m>(members: &'m [Member], slots: &[u32], out: &[u8], key: &[u8]) -> Option<&'m Member> {
+    if slots.is_empty() {
+        return None;
+    }
+    let mask = slots.len() - 1;
+    let mut at = key_hash(key) & mask;
+    loop {
+        let i = slots[at];
+        if i == EMPTY {
+            return None;
+        }
+        let m = &members[i as usize];
+        if &out[m.key.0..m.key.1] == key {
+            return Some(m);
+        }
+        at = (at + 1) & mask;
+    }
 }
 
 impl Scanned {
@@ -58,7 +131,7 @@ impl Scanned {
         &self.compact[m.value.0..m.value.1]
     }
     pub fn get(&self, key: &[u8]) -> Option<&Member> {
-        self.members.iter().find(|m| self.key(m) == key)
+        find(&self.members, &self.slots, &self.compact, key)
     }
 }
 
@@ -66,22 +139,32 @@ struct Scanner<'a> {
     src: &'a [u8],
     pos: usize,
     out: &'a mut Vec<u8>,
+    nested: &'a mut Vec<(usize, usize)>,
 }
 
 /// Scan `line` into `into` (cleared first). `None`: not an object the fast road can vouch for.
 pub fn scan_object(line: &[u8], into: &mut Scanned) -> Option<()> {
     into.compact.clear();
     into.members.clear();
+    into.nested.clear();
+    if !into.slots.is_empty() {
+        into.slots.fill(EMPTY);
+    }
     let mut s = Scanner {
         src: line,
         pos: 0,
         out: &mut into.compact,
+        nested: &mut into.nested,
     };
     s.ws();
     if s.peek()? != b'{' {
         return None;
     }
-    s.object(0, Some(&mut into.members))?;
+    let mut top = TopKeys {
+        members: &mut into.members,
+        slots: &mut into.slots,
+    };
+    s.object(0, Some(&mut top))?;
     s.ws();
     if s.pos != line.len() {
         return None;
@@ -185,13 +268,13 @@ impl Scanner<'_> {
         Some((begin, self.out.len() - 1))
     }
 
-    fn object(&mut self, depth: usize, mut top: Option<&mut Vec<Member>>) -> Option<()> {
+    fn object(&mut self, depth: usize, mut top: Option<&mut TopKeys>) -> Option<()> {
         if depth > MAX_DEPTH {
             return None;
         }
         self.pos += 1;
         self.out.push(b'{');
-        let mut keys: Vec<(usize, usize)> = Vec::new();
+        let keys_from = self.nested.len(); // this object's keys, when nested
         self.ws();
         if self.peek()? == b'}' {
             self.pos += 1;
@@ -204,10 +287,18 @@ impl Scanner<'_> {
             }
             let key = self.string()?;
             let name = &self.out[key.0..key.1];
-            if name.contains(&b'\\') || keys.iter().any(|k| &self.out[k.0..k.1] == name) {
+            let repeated = match top.as_deref() {
+                Some(top) => top.has(self.out, name),
+                None => self.nested[keys_from..]
+                    .iter()
+                    .any(|k| &self.out[k.0..k.1] == name),
+            };
+            if repeated || name.contains(&b'\\') {
                 return None; // an escaped or repeated key: the reference road decides
             }
-            keys.push(key);
+            if top.is_none() {
+                self.nested.push(key);
+            }
             self.ws();
             if self.peek()? != b':' {
                 return None;
@@ -217,12 +308,13 @@ impl Scanner<'_> {
             self.ws();
             let vstart = self.out.len();
             let kind = self.value(depth)?;
-            if let Some(members) = top.as_deref_mut() {
-                members.push(Member {
+            if let Some(top) = top.as_deref_mut() {
+                let member = Member {
                     key,
                     value: (vstart, self.out.len()),
                     kind,
-                });
+                };
+                top.push(self.out, member);
             }
             self.ws();
             match self.peek()? {
@@ -234,6 +326,7 @@ impl Scanner<'_> {
                 b'}' => {
                     self.pos += 1;
                     self.out.push(b'}');
+                    self.nested.truncate(keys_from);
                     return Some(());
                 }
                 _ => return None,
@@ -331,6 +424,29 @@ mod tests {
         ] {
             assert_eq!(compact(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn keys_are_found_and_repeats_refused_past_the_first_table_size() {
+        let keys: Vec<String> = (0..200).map(|i| format!("k{i}")).collect();
+        let body: Vec<String> = keys.iter().map(|k| format!("\"{k}\":1")).collect();
+        let line = format!("{{{}}}", body.join(","));
+        let mut s = Scanned::default();
+        scan_object(line.as_bytes(), &mut s).unwrap();
+        assert!(keys.iter().all(|k| s.get(k.as_bytes()).is_some()));
+        assert!(s.get(b"k200").is_none() && s.get(b"").is_none());
+        let repeated = format!("{{{},\"k150\":2}}", body.join(","));
+        assert!(scan_object(repeated.as_bytes(), &mut s).is_none());
+        // the table of a long line does not leak into the next, short one
+        scan_object(br#"{"a":1}"#, &mut s).unwrap();
+        assert!(s.get(b"k1").is_none() && s.get(b"a").is_some());
+    }
+
+    #[test]
+    fn sibling_objects_may_share_keys_but_not_repeat_them() {
+        assert!(compact(r#"{"a":{"k":1},"b":{"k":2},"k":3}"#).is_some());
+        assert!(compact(r#"{"a":{"k":1,"o":{"k":2}},"b":[{"k":1},{"k":2}]}"#).is_some());
+        assert!(compact(r#"{"a":{"x":{"k":1},"k":2,"k":3}}"#).is_none());
     }
 
     #[test]
