@@ -47,26 +47,6 @@ def test_tail_and_replay_tune_malloc_at_start(tmp_path, monkeypatch) -> None:
     assert calls == ["logpipe.commands.tail", "logpipe.commands.replay"]
 
 
-def test_scrub_helper_process_runs_with_the_thresholds_and_the_users_value(monkeypatch) -> None:
-    """The helper's own environment (/proc/PID/environ), not just what child_env() returns."""
-    from pathlib import Path
-
-    from logpipe.config import ScrubConfig
-    from logpipe.enrich import GuardPool
-
-    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "12345")
-    pool = GuardPool(ScrubConfig())
-    try:
-        assert pool.wait_ready(60)
-        raw = Path(f"/proc/{pool._proc.pid}/environ").read_bytes()
-    finally:
-        pool.close()
-    env = dict(item.split("=", 1) for item in raw.decode().split("\0") if "=" in item)
-    assert env["MALLOC_TRIM_THRESHOLD_"] == "12345"  # the user's value wins
-    assert env["MALLOC_MMAP_THRESHOLD_"] == CHILD_ENV["MALLOC_MMAP_THRESHOLD_"]
-    assert env["MALLOC_TOP_PAD_"] == CHILD_ENV["MALLOC_TOP_PAD_"]
-
-
 def test_freed_memory_up_to_128_mb_is_kept_in_this_process_and_its_helpers(monkeypatch) -> None:
     """README: freed memory is returned to the kernel lazily, trim threshold 128 MB."""
     import ctypes

@@ -131,7 +131,7 @@ def run_replay(inputs: tuple[str, ...], *, sink_url: str | None = None, since: s
     chunk = cfg.pipeline.read_chunk_bytes if not rate else max(4096, min(cfg.pipeline.read_chunk_bytes, int(rate * 30)))
     front = ReplayFront(cfg, files, stats, inp, chunk_bytes=chunk)
     pipeline = Pipeline(cfg, front, sink, stats=stats, record_filter=time_filter(lo, hi), rate=rate,
-                        enricher=Enricher(cfg.pipeline.host, scrubber, cfg.scrub))
+                        enricher=Enricher(cfg.pipeline.host, scrubber))
     install_signals(pipeline.stop)
     show = progress if progress is not None else sys.stderr.isatty()
     bar = _ProgressBar(front, stats, sink.describe()) if show else None

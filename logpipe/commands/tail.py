@@ -202,7 +202,7 @@ def run_tail(paths: tuple[str, ...], *, sink_url: str | None = None, fmt: str | 
         return 1
     front = TailFront(cfg, stats, store=store, once=once)
     pipeline = Pipeline(cfg, front, sink, stats=stats, tap=tap, throttle=throttle,
-                        enricher=Enricher(cfg.pipeline.host, scrubber, cfg.scrub))
+                        enricher=Enricher(cfg.pipeline.host, scrubber))
 
     def stop() -> None:
         stopping.set()
