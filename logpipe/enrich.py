@@ -48,8 +48,8 @@ def scrub_keeping_id(scrubber: Scrubber, rec: dict[str, Any]) -> None:
 class Enricher:
     """Batch enrichment for one pipeline; cheap per record (a few dict stores).
 
-    Only the lines the scrubber's exact per-line check flags are scrubbed: one batched pass
-    over the texts, so a clean batch costs no per-record work.
+    Scrubbing is in-process: the scrubber checks a whole slice of raw texts in one call, and
+    only the records of the lines its exact per-line check flags are scrubbed.
     """
 
     def __init__(self, host: str = "", scrubber: Scrubber | None = None) -> None:
