@@ -286,7 +286,7 @@ def main() -> None:
                       f"vs best [memory] helper = {n / main_row['seconds'] / best_memory:.2f}x.")
     console.print(f"[memory] rows include generating the records in-process (≈{gen_cost * 1e6:.1f} µs/doc of client "
                   "CPU); [file] rows read and parse the same JSON log file (logpipe replay: in a subprocess, its CPU "
-                  "counted as children, including its scrub helper process and ~0.3 s of start-up). Server CPU is the "
+                  "counted as children, including ~0.3 s of start-up). Server CPU is the "
                   "whole Elasticsearch process: anything else indexing meanwhile shows up there. "
                   "All counts verified in Elasticsearch after the run.")
 

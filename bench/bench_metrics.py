@@ -51,9 +51,6 @@ def v_tail(path: str, with_tap: bool) -> dict:
     import io
 
     from logpipe.commands.tail import run_tail
-    from logpipe.memtune import quiet_gc
-
-    quiet_gc()  # as the `logpipe tail` command does before run_tail
 
     work = Path(tempfile.mkdtemp(prefix="tail-tap-" if with_tap else "tail-notap-", dir=Path(path).parent))
     cfg = work / "logpipe.toml"

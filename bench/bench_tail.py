@@ -120,7 +120,7 @@ def _watch_busy(pid: int, t0: float, done: threading.Event, out: dict[str, float
 
 def measure(argv: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> dict:
     """Run argv to completion: wall, wall to its last CPU use ("busy"), and CPU from its own
-    wait4() rusage (which includes the children it waited for, e.g. a helper process)."""
+    wait4() rusage (which includes the children it waited for)."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=cwd)
     outs: dict[str, bytes] = {}

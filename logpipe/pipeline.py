@@ -29,7 +29,7 @@ import orjson
 
 from logpipe import fields
 from logpipe.config import Config
-from logpipe.enrich import Enricher, Guard
+from logpipe.enrich import Enricher
 from logpipe.safeform import render_text
 from logpipe.ship.base import SendResult, Sink, SinkFatalError, SinkStopped
 from logpipe.ship.ndjson import NdjsonSink
@@ -288,7 +288,6 @@ class Pipeline:
             self._queue.put(None)
             self._join_sink()
             self.front.close()
-            self.enricher.close()
             try:
                 self.sink.close()
             except Exception as exc:  # noqa: BLE001 - closing must not hide the real outcome
@@ -342,8 +341,7 @@ class Pipeline:
             self._emit_core(st, lines, chunk.safe_offset)
             return
         if st.passthrough:  # one event per line: skip building and unpacking event tuples
-            self._emit_lines(st.stream, st, lines.starts, lines.ends, lines.texts, lines.tags, chunk.safe_offset,
-                             lines)
+            self._emit_lines(st.stream, st, lines.starts, lines.ends, lines.texts, lines.tags, chunk.safe_offset)
             return
         events = st.joiner.feed(list(zip(lines.starts, lines.ends, lines.texts, strict=True))) if lines.texts else []
         if chunk.eof:
@@ -388,15 +386,9 @@ class Pipeline:
         self._emit_lines(stream, st, starts, ends, texts, tags, safe)
 
     def _emit_lines(self, stream: Stream, st: _StreamState, starts: list[int], ends: list[int],
-                    texts: list[str], tags: dict[int, list[str]], safe: int,
-                    block: LineBlock | None = None) -> None:
-        """Events (one text each) -> records in batches; acks up to `safe` after the last.
-        `block` is given when the texts are its lines, one for one (its raw bytes are then
-        what the scrub helper gets)."""
+                    texts: list[str], tags: dict[int, list[str]], safe: int) -> None:
+        """Events (one text each) -> records in batch-sized slices; acks up to `safe` after the last."""
         key = stream.key
-        if not texts:
-            self._add_ack(key, safe)
-            return
         blank = ([i for i, t in enumerate(texts) if not t or t.isspace()]
                  if "" in texts or any(map(str.isspace, texts)) else None)
         if blank:
@@ -406,41 +398,18 @@ class Pipeline:
             starts = [starts[i] for i in keep]
             ends = [ends[i] for i in keep]
             texts = [texts[i] for i in keep]
-            block = None  # indices no longer match the block's lines
         n = len(texts)
         if n == 0:
             self._add_ack(key, safe)
             return
-        inp = stream.input
-        fmt = (st.fmt, inp.tz, inp.service)
-        raw = block.raw_span if block is not None and block.raw_base >= 0 else None
-
-        def start(i: int, j: int) -> Guard | None:
-            span = (lambda m: raw(i, i + m)) if raw is not None else None
-            return self.enricher.start_guard(texts[i:j], fmt, span)
-
-        # Slices of at most one batch each, each filling the current batch. The scrub helper
-        # is handed the next slice before this one is parsed, so it works through slice k+1
-        # while the reader parses k and neither waits for the other. That needs the next cut
-        # before parsing: known only when every line becomes one record in the batch (no
-        # filter or throttle); otherwise each slice is cut when its turn comes.
-        ahead = self.record_filter is None and self.throttle is None
         i = 0
-        j = min(n, i + max(1, self.max_records - self._batch.size()))
-        guard = start(i, j)
-        while i < n:
-            nj = min(n, j + self.max_records) if ahead and j < n else 0
-            nxt = start(j, nj) if nj else None
+        while i < n:  # each slice fills the current batch (a filter or throttle may shrink it)
+            j = min(n, i + max(1, self.max_records - self._batch.size()))
             ack = ends[j - 1] if j < n else safe
-            self._add_records(stream, st, texts[i:j], starts[i:j], tags, ack, ends[j - 1] - starts[i], guard)
+            self._add_records(stream, st, texts[i:j], starts[i:j], tags, ack, ends[j - 1] - starts[i])
             if self._batch.size() >= self.max_records:
                 self._submit()
             i = j
-            if nj:
-                j, guard = nj, nxt
-            elif i < n:
-                j = min(n, i + max(1, self.max_records - self._batch.size()))
-                guard = start(i, j)
 
     def _emit_core(self, st: _StreamState, block: LineBlock, safe: int) -> None:
         """The native core's road (logpipe.coreroute) for one block, cut into batch-sized slices.
@@ -469,7 +438,7 @@ class Pipeline:
                 self._submit()
 
     def _add_records(self, stream: Stream, st: _StreamState, texts: list[str], starts: list[int],
-                     tags: dict[int, list[str]], ack: int, nbytes: int, guard: Guard | None) -> None:
+                     tags: dict[int, list[str]], ack: int, nbytes: int) -> None:
         counter = st.counter
         before = counter.failed if counter is not None else 0
         coerced = getattr(counter, "coerced", 0)
@@ -483,7 +452,7 @@ class Pipeline:
             stats.parse_failures += sum(
                 1 for r in records if (t := r.get(fields.TAGS)) and fields.TAG_PARSE_FAILURE in t
             )
-        self.enricher.apply(records, texts, starts, stream.path, stream.fp, tags, stream.input.tags, guard,
+        self.enricher.apply(records, texts, starts, stream.path, stream.fp, tags, stream.input.tags,
                             keep_ids=stream.keeps_ids)
         if self.tap is not None:
             self._tap_add(records, len(records))

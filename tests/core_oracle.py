@@ -36,13 +36,13 @@ def python_road(block: LineBlock, scrubber: Any, service: str = "", tags: tuple[
     texts = [block.texts[i] for i in keep]
     starts = [block.starts[i] for i in keep]
     records = JsonParser(service=service).parse_batch(texts)
-    Enricher(HOST, scrubber, parallel=False).apply(records, texts, starts, PATH, FP, block.tags, list(tags))
+    Enricher(HOST, scrubber).apply(records, texts, starts, PATH, FP, block.tags, list(tags))
     return records
 
 
 def core_road(core: Any, block: LineBlock, scrubber: Any, service: str = "",
               tags: tuple[str, ...] = ()) -> tuple[list[dict], TapColumns]:
-    route = CoreRoute(core, Enricher(HOST, scrubber, parallel=False), tap=True)
+    route = CoreRoute(core, Enricher(HOST, scrubber), tap=True)
     assert route.usable and route.applies("json", block)
     stream = Stream(key="k", path=PATH, fp=FP, input=InputConfig(paths=[PATH], service=service, tags=list(tags)))
     parser = JsonParser(service=service)

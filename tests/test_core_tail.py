@@ -97,7 +97,7 @@ def run_pipeline(tmp: Path, **stages: Any) -> RecordingSink:
     stats = PipelineStats()
     store = CheckpointStore(cfg.pipeline.checkpoint_path)
     front = TailFront(cfg, stats, store=store, once=True)
-    pipe = Pipeline(cfg, front, sink, stats=stats, enricher=Enricher("h", load_scrubber(cfg.scrub), cfg.scrub),
+    pipe = Pipeline(cfg, front, sink, stats=stats, enricher=Enricher("h", load_scrubber(cfg.scrub)),
                     **stages)
     assert pipe.run() == 0
     store.close()

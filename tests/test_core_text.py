@@ -88,7 +88,7 @@ ADVERSARIAL = [
 
 def core_road(block: Any, scrubber: Any, fmt: str, tz: str, service: str,
               tags: tuple[str, ...]) -> tuple[list[dict[str, Any]], int, list[dict[str, Any]]]:
-    route = CoreRoute(_core, Enricher(HOST, scrubber, parallel=False), tap=True)
+    route = CoreRoute(_core, Enricher(HOST, scrubber), tap=True)
     assert route.usable and route.applies("combined" if fmt in PYTHON_FORMATS else fmt, block)
     stream = Stream(key="k", path=PATH, fp=FP,
                     input=InputConfig(paths=[PATH], service=service, tags=list(tags), tz=tz))

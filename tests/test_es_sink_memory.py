@@ -1,10 +1,9 @@
 """An Elasticsearch outage must not make memory grow: failed bulk attempts leave no garbage
 cycles that hold a bulk body.
 
-The CLI runs with a quiet garbage collector (logpipe.memtune.quiet_gc), so anything that
-only the cycle collector can free stays around for a long time; during an outage every
-retry used to leave the request body of that attempt in such a cycle (exception ->
-traceback -> frame -> body). The test forces retries against a loopback server that answers
+Anything that only the cycle collector can free stays around until it runs; during an
+outage every retry used to leave the request body of that attempt in such a cycle
+(exception -> traceback -> frame -> body). The test forces retries against a loopback server that answers
 503 or drops the connection, then asks the collector what it would have to free."""
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))
 from tail_support import CollectSink, Running, fast_config, wait_for  # noqa: E402
 
-from logpipe.enrich import Enricher, Guard, RawSpan  # noqa: E402
+from logpipe.enrich import Enricher  # noqa: E402
 from logpipe.pipeline import Pipeline  # noqa: E402
 from logpipe.ship.base import SendResult, Sink, SinkFatalError  # noqa: E402
 from logpipe.stages import (
@@ -336,44 +336,6 @@ def test_metric_records_flow_while_no_logs_arrive(tmp_path: Path) -> None:
         assert not [r for r in sink.records if "event.kind" not in r]
     finally:
         run.stop()
-
-
-class RecordingEnricher(Enricher):
-    """Notes the order in which slices are handed to the scrub helper and enriched."""
-
-    def __init__(self) -> None:
-        super().__init__("testhost")
-        self.events: list[tuple[str, str]] = []
-
-    def start_guard(self, texts: list[str], fmt: tuple[str, str, str], raw: RawSpan | None = None) -> Guard | None:
-        self.events.append(("guard", json.loads(texts[0])["message"]))
-        # the helper would be given the file's own bytes of those lines
-        assert raw is not None and raw(len(texts)).decode() == "\n".join(texts)
-        return None
-
-    def apply(self, records: list[dict[str, Any]], texts: list[str], *args: Any, **kw: Any) -> None:
-        self.events.append(("parse", records[0]["message"]))
-        super().apply(records, texts, *args, **kw)
-
-
-def test_scrub_helper_gets_the_next_slice_before_the_reader_parses_this_one(tmp_path: Path) -> None:
-    """Pipelining: while the reader parses slice k the helper already works on slice k+1, so
-    neither side idles waiting for the other (the helper is never handed work late)."""
-    log = tmp_path / "app.log"
-    json_lines(log, 1_000)
-    cfg = fast_config([str(log)], tmp_path, fmt="json", batch_max_records=250)
-    enricher = RecordingEnricher()
-    stats = PipelineStats()
-    front = TailFront(cfg, stats, once=True)
-    assert Pipeline(cfg, front, CollectSink(), stats=stats, enricher=enricher).run() == 0
-    assert stats.delivered == 1_000
-    firsts = ["msg 0", "msg 250", "msg 500", "msg 750"]
-    assert enricher.events == [
-        ("guard", firsts[0]), ("guard", firsts[1]), ("parse", firsts[0]),
-        ("guard", firsts[2]), ("parse", firsts[1]),
-        ("guard", firsts[3]), ("parse", firsts[2]),
-        ("parse", firsts[3]),
-    ]
 
 
 def test_a_filter_that_drops_records_never_makes_a_batch_bigger_than_batch_max_records(tmp_path: Path) -> None:

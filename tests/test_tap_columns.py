@@ -74,7 +74,7 @@ def tap_outputs(tmp: Path, lines: list[str], monkeypatch: pytest.MonkeyPatch, co
     store = CheckpointStore(cfg.pipeline.checkpoint_path, reset=True)
     sink = RecordingSink()
     pipe = Pipeline(cfg, TailFront(cfg, stats, store=store, once=True), sink, stats=stats, tap=tap,
-                    enricher=Enricher("h", load_scrubber(cfg.scrub), cfg.scrub))
+                    enricher=Enricher("h", load_scrubber(cfg.scrub)))
     assert pipe.run() == 0
     store.close()
     used_core = bool(sink.ndjson)

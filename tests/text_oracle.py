@@ -107,6 +107,6 @@ def reference_road(block: LineBlock, scrubber: Any, now: str, *, fmt: str = "com
             rec["service"] = service
         records.append(rec)
     failed = sum("_parse_failure" in r.get("tags", ()) for r in records)
-    Enricher(HOST, scrubber, parallel=False).apply(records, texts, starts, PATH, FP, block.tags, list(tags))
+    Enricher(HOST, scrubber).apply(records, texts, starts, PATH, FP, block.tags, list(tags))
     # as the sink writes them (a value JSON cannot carry is written in the safe form)
     return [orjson.loads(encode_ndjson([r])[0]) for r in records], failed

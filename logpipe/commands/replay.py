@@ -19,7 +19,6 @@ from logpipe.commands.tail import (
     sink_reachable,
 )
 from logpipe.config import Config, ConfigError, InputConfig, PipelineConfig
-from logpipe.memtune import quiet_gc, tune_malloc
 
 # A backfill has everything to read at once: bigger batches mean fewer, bigger bulk requests
 # (cheaper per document for both this process and Elasticsearch, and fewer per-batch
@@ -86,7 +85,6 @@ def command(inputs: tuple[str, ...], sink_url: str | None, since: str | None, un
             progress: bool | None) -> None:
     """Replay INPUTS (files, .gz, archive directories, globs) oldest first into a sink."""
     setup_cli_logging()
-    quiet_gc()
     sys.exit(run_replay(inputs, sink_url=sink_url, since=since, until=until, rate=rate, fmt=fmt, tz=tz,
                         config_file=config_file, no_scrub=no_scrub, progress=progress))
 
@@ -101,8 +99,6 @@ def run_replay(inputs: tuple[str, ...], *, sink_url: str | None = None, since: s
     from logpipe.ship.factory import make_sink
     from logpipe.stages import PipelineStats
     from logpipe.tail.replay import ReplayFront, replay_files
-
-    tune_malloc()  # see logpipe.memtune
 
     try:
         cfg = build_config(config_file, (), sink=sink_url)
@@ -131,7 +127,7 @@ def run_replay(inputs: tuple[str, ...], *, sink_url: str | None = None, since: s
     chunk = cfg.pipeline.read_chunk_bytes if not rate else max(4096, min(cfg.pipeline.read_chunk_bytes, int(rate * 30)))
     front = ReplayFront(cfg, files, stats, inp, chunk_bytes=chunk)
     pipeline = Pipeline(cfg, front, sink, stats=stats, record_filter=time_filter(lo, hi), rate=rate,
-                        enricher=Enricher(cfg.pipeline.host, scrubber, cfg.scrub))
+                        enricher=Enricher(cfg.pipeline.host, scrubber))
     install_signals(pipeline.stop)
     show = progress if progress is not None else sys.stderr.isatty()
     bar = _ProgressBar(front, stats, sink.describe()) if show else None

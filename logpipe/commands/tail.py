@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from logpipe.config import Config, ConfigError, InputConfig, apply_env, load_config
-from logpipe.memtune import quiet_gc, tune_malloc
 
 if TYPE_CHECKING:
     from logpipe.ship.base import Sink
@@ -146,7 +145,6 @@ def command(paths: tuple[str, ...], sink_url: str | None, fmt: str | None, confi
             no_scrub: bool, dashboard: bool, no_metrics: bool) -> None:
     """Follow PATHS (files and globs), parse, and deliver records with checkpoints."""
     setup_cli_logging()
-    quiet_gc()
     code = run_tail(paths, sink_url=sink_url, fmt=fmt, config_file=config_file, once=once,
                     checkpoint=checkpoint, reset_checkpoint=reset_checkpoint, tz=tz,
                     metrics_addr=metrics_addr, alerts_file=alerts_file, tag_template=tag_template,
@@ -169,7 +167,6 @@ def run_tail(paths: tuple[str, ...], *, sink_url: str | None = None, fmt: str | 
     from logpipe.tail.checkpoint import CheckpointError, CheckpointStore
     from logpipe.tail.source import TailFront
 
-    tune_malloc()  # the pipeline's batch buffers are reused, not faulted in again each time
     store = None
     try:
         cfg = build_config(config_file, paths, sink=sink_url, fmt=fmt, tz=tz, checkpoint=checkpoint)
@@ -202,7 +199,7 @@ def run_tail(paths: tuple[str, ...], *, sink_url: str | None = None, fmt: str | 
         return 1
     front = TailFront(cfg, stats, store=store, once=once)
     pipeline = Pipeline(cfg, front, sink, stats=stats, tap=tap, throttle=throttle,
-                        enricher=Enricher(cfg.pipeline.host, scrubber, cfg.scrub))
+                        enricher=Enricher(cfg.pipeline.host, scrubber))
 
     def stop() -> None:
         stopping.set()

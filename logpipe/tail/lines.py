@@ -79,13 +79,6 @@ class LineBlock:
         bounds = list(accumulate(map(operator.add, lens, repeat(1)), initial=base))
         self._starts, self._ends, self._texts, self._lazy = bounds[:-1], bounds[1:], texts, 0
 
-    def raw_span(self, i: int, j: int) -> bytes | None:
-        """texts[i:j] as the file's bytes joined by b"\\n", or None when the block has none."""
-        if self.raw_base < 0 or i >= j:
-            return None
-        base = self.raw_base
-        return self.raw[self.starts[i] - base:self.ends[j - 1] - base - 1]
-
     def add(self, start: int, end: int, text: str, tags: list[str] | None = None) -> None:
         if self._lazy:
             self._materialise()
@@ -183,7 +176,7 @@ class LineSplitter:
         elif self._part or self._part_removed:
             _split_region(self._part, self._part_start, self.max_line, out, self._part_removed)
             out.ends[-1] = self.offset  # no newline after the last line
-            out.raw_base = -1  # (raw_span assumes one)
+            out.raw_base = -1  # the core's road assumes every line of `raw` ends in a newline
             self._part = b""
             self._part_removed = 0
             self._part_start = self.offset
