@@ -3,8 +3,8 @@ acks) against fluent-logger's FluentSender.emit loop, on the same records, same 
 
 The receiver (tests/fluentd_receiver.py) runs in its own process, counting events, so its
 decoding does not share the clients' GIL. Batch 10,000 records per send(); ForwardSink cuts
-them into chunks of at most 2,000 records per tag (its default) with acks pipelined. Records
-are packed with ormsgpack when it is installed, else msgpack (shown in the table). ForwardSink's rate counts only acknowledged
+them into chunks of at most 2,000 records per tag (its default) with acks pipelined. The dict
+road packs records with ormsgpack, the core road (`send_ndjson`) natively. ForwardSink's rate counts only acknowledged
 records (send() returns after the acks); fluent-logger cannot ask for acks, so its clock
 stops when the receiver has counted every record it sent.
 
@@ -25,7 +25,6 @@ from rich.console import Console
 from rich.table import Table
 
 from logpipe.config import SinkConfig
-from logpipe.ship import forward_codec
 from logpipe.ship.forward import ForwardSink
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -159,8 +158,7 @@ def main() -> None:
                 "vs fluent-logger"):
         table.add_column(col, justify="right" if col not in ("client", "mode") else "left")
     mode = "CompressedPackedForward" if args.compress else "PackedForward"
-    packer = "ormsgpack" if forward_codec.ormsgpack is not None else "msgpack"
-    table.add_row("logpipe ForwardSink", f"{mode} + ack ({packer})", f"{len(records):,}", f"{args.batch:,}",
+    table.add_row("logpipe ForwardSink", f"{mode} + ack (dict road)", f"{len(records):,}", f"{args.batch:,}",
                   f"{t_sink:.2f}", f"{cpu_sink / len(records) * 1e6:.2f}", f"{rate_sink:,.0f}",
                   f"{rate_sink / rate_fl:.1f}x")
     rate_nd = len(records) / t_nd

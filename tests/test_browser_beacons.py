@@ -128,9 +128,9 @@ def test_wsgi_app_refuses_a_large_body_without_reading_it_and_serves_the_script(
 def test_browser_records_get_their_own_index_and_tag_kind():
     from logpipe.es.naming import IndexNamer
     from logpipe.fields import record_kind
-    from logpipe.ship.forward_tags import record_kind_fast
+    from logpipe.ship.forward_tags import TagRenderer
 
     rec = {"@timestamp": "2026-12-04T10:00:00.000000Z", "level": "error", "service": "shop",
            "event.kind": "browser", "browser.type": "error"}
     assert IndexNamer("logpipe-{service}-%Y.%m.%d").index_for(rec) == "logpipe-browser-2026.12.04"
-    assert record_kind(rec) == record_kind_fast(rec) == "browser"
+    assert record_kind(rec) == "browser" and TagRenderer("logpipe.{kind}").render(rec) == "logpipe.browser"

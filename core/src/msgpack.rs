@@ -145,7 +145,15 @@ pub fn event_time(raw: &[u8]) -> Option<(u32, u32)> {
     if raw.len() < 22 || raw[0] != b'"' || raw.contains(&b'\\') {
         return None;
     }
-    let t = &raw[1..raw.len() - 1];
+    event_time_text(&raw[1..raw.len() - 1])
+}
+
+/// (seconds, nanoseconds) of timestamp text in the tailer's form
+/// (`YYYY-MM-DDTHH:MM:SS[.digits]Z`, a real date, seconds within 32 bits), `None` otherwise.
+pub fn event_time_text(t: &[u8]) -> Option<(u32, u32)> {
+    if t.len() < 20 {
+        return None;
+    }
     if t[4] != b'-' || t[7] != b'-' || t[10] != b'T' || t[13] != b':' || t[16] != b':' {
         return None;
     }

@@ -3,10 +3,12 @@
 //! odd timestamps), asked once per distinct key; the work per record runs without the GIL.
 
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList, PyTuple};
+use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
 
 use crate::bulk::{BulkEncoder as CoreBulk, IndexKey};
-use crate::msgpack::{EntryEncoder as CoreEntries, Limits, TagFields};
+use crate::msgpack::{
+    event_time_text, EntryEncoder as CoreEntries, Limits, TagFields, ENTRY_PREFIX,
+};
 
 fn opt_bytes<'py>(py: Python<'py>, v: Option<&[u8]>) -> Bound<'py, PyAny> {
     match v {
@@ -139,8 +141,46 @@ impl EntryEncoder {
     }
 }
 
+/// The PackedForward entry prefix (array header + EventTime) of each `@timestamp` value of a
+/// batch of records, for the forward sink's dict road: the tailer's form is read here, as
+/// `EntryEncoder` reads it; `odd(value)` answers the 8 EventTime bytes of any other value.
+#[pyfunction]
+fn entry_prefixes<'py>(
+    py: Python<'py>,
+    stamps: &Bound<'py, PyList>,
+    odd: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyList>> {
+    let mut out = Vec::with_capacity(stamps.len());
+    let mut buf = [0u8; 11];
+    buf[..3].copy_from_slice(&ENTRY_PREFIX);
+    for value in stamps.iter() {
+        let read = value
+            .downcast::<PyString>()
+            .ok()
+            .and_then(|s| s.to_str().ok().and_then(|t| event_time_text(t.as_bytes())));
+        match read {
+            Some((secs, nanos)) => {
+                buf[3..7].copy_from_slice(&secs.to_be_bytes());
+                buf[7..].copy_from_slice(&nanos.to_be_bytes());
+            }
+            None => {
+                let got: Vec<u8> = odd.call1((value,))?.extract()?;
+                if got.len() != 8 {
+                    return Err(pyo3::exceptions::PyValueError::new_err(
+                        "EventTime must be 8 bytes",
+                    ));
+                }
+                buf[3..].copy_from_slice(&got);
+            }
+        }
+        out.push(PyBytes::new(py, &buf));
+    }
+    PyList::new(py, out)
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<BulkEncoder>()?;
     m.add_class::<EntryEncoder>()?;
+    m.add_function(wrap_pyfunction!(entry_prefixes, m)?)?;
     Ok(())
 }

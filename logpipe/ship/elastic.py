@@ -76,28 +76,6 @@ ECS_INDEX = "ecs-logpipe-{service}-%Y.%m.%d"
 _DUMPS_OPT = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
 
 
-def cut_id(source: bytes, idj: bytes) -> bytes | None:
-    """`source` (one JSON object + newline, from orjson) without its top-level `"_id":<idj>`
-    pair, or None when that pair is not found exactly once (then encode without it).
-
-    Found once means it is the top-level pair: the record has that key, and a `"` inside
-    a JSON string is always escaped, so the bytes `"_id":` only ever start a key."""
-    pair = b'"_id":' + idj
-    tail = b"," + pair + b"}\n"
-    if source.endswith(tail):  # the enricher's order: `_id` last
-        return source[:-len(tail)] + b"}\n"
-    at = source.find(pair)
-    if at < 1 or source.find(pair, at + 1) >= 0:
-        return None
-    end = at + len(pair)
-    before, after = source[at - 1:at], source[end:end + 1]
-    if before == b",":
-        return source[:at - 1] + source[end:]
-    if before == b"{":
-        return source[:at] + source[end + 1:] if after == b"," else source[:at] + source[end:]
-    return None
-
-
 def _record_text(rec: dict[str, Any]) -> str:
     """A rejected record as JSON text for its dead letter, whatever it holds."""
     try:
@@ -434,65 +412,14 @@ class ElasticSink(Sink, NdjsonSink):
         return head
 
     def _encode(self, records: list[dict[str, Any]], reduced: list[int] | None = None) -> list[bytes]:
-        """One bytes object per record: the `create` action line and the source line.
-
-        The hot path serialises the record once and cuts the `"_id"` pair out of the bytes
-        (`cut_id`: wherever it sits, so key order and tags added after it do not matter)
-        instead of copying the dict without it; the index name is reused while consecutive
-        records share day and service (`utc_day` of a `...Z` timestamp is its first ten
-        characters). A record orjson refuses goes out in the safe form (`_source`), counted in
-        `reduced[0]` when given."""
+        """One bytes object per record: the `create` action line and the source line. A record
+        orjson refuses goes out in the safe form, counted in `reduced[0]` when given."""
         count = reduced if reduced is not None else [0]
-        dumps = orjson.dumps
-        index_for = self.namer.index_for
-        header = self._header
-        ecs = self.ecs
-        lines: list[bytes] = []
-        append = lines.append
-        day = "\0"  # the fast path's key: day prefix and service of the previous record
-        service: Any = None
-        head = b""
-        for rec in records:
-            ts = rec.get(TIMESTAMP)
-            svc = rec.get(SERVICE)
-            if not (ts.__class__ is str and ts.startswith(day) and ts.endswith("Z") and svc == service
-                    and svc.__class__ is str and EVENT_KIND not in rec):
-                index = index_for(rec)
-                head = header(index)
-                if ts.__class__ is str and len(ts) > 10 and ts.endswith("Z") and EVENT_KIND not in rec:
-                    day, service = ts[:10], svc
-                else:
-                    day, service = "\0", None
-            doc_id = rec.get(ID)
-            if doc_id.__class__ is str and not ecs:
-                idj = dumps(doc_id)
-                source, doc = self._source(rec, count)
-                body = cut_id(source, idj) if doc is rec else None
-                if body is not None:
-                    append(head + idj + b"}}\n" + body)
-                    continue
-                append(self._encode_one(doc, doc.get(ID), count))
-                continue
-            append(self._encode_one(rec, doc_id, count))
-        return lines
-
-    @staticmethod
-    def _source(rec: dict[str, Any], count: list[int]) -> tuple[bytes, dict[str, Any]]:
-        """`rec` as one NDJSON line, and the record that was encoded: `rec` itself, or its
-        safe form (counted in `encode_failures`) when orjson refuses it."""
-        try:
-            return orjson.dumps(rec, option=_DUMPS_OPT), rec
-        except TypeError:
-            pass
-        try:
-            return orjson.dumps(rec, option=_DUMPS_OPT, default=str), rec
-        except TypeError:
-            safe = reduce(rec)
-            count[0] += 1
-            return orjson.dumps(safe, option=_DUMPS_OPT, default=str), safe
+        return [self._encode_one(rec, rec.get(ID), count) for rec in records]
 
     def _encode_one(self, rec: dict[str, Any], doc_id: Any, count: list[int]) -> bytes:
-        """The general case: ECS rendering, ids that are not strings, an id found twice.
+        """One record's lines, ECS-named when configured; an `_id` that is not a string goes
+        into the action as its Python text, a missing or null one leaves the action without.
 
         A record in the safe form is indexed by what its safe form says (its `service`,
         `@timestamp` and `_id` as sent), as the native encoder does reading the same record's

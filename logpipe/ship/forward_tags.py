@@ -1,8 +1,7 @@
 """Fluentd tags from a template such as `logpipe.{service}.{kind}`, so Fluentd can route.
 
-Tags are computed per distinct tuple of the fields the template uses (cached), and the
-record's kind (access / error / app / metric / alert) with a fast twin of
-`logpipe.fields.record_kind` (tests keep the two equal).
+Tags are computed per distinct tuple of the fields the template uses (cached), the record's
+kind (access / error / app / metric / alert) by `logpipe.fields.record_kind`.
 """
 
 from __future__ import annotations
@@ -12,30 +11,9 @@ import string
 from collections.abc import Iterable
 from typing import Any
 
-from logpipe.fields import ERROR_LEVELS, EVENT_KIND, LEVEL, METHOD, STATUS
+from logpipe.fields import record_kind
 
-#: level -> kind for the spellings seen every day; anything else asks record_kind_fast
-LEVEL_KIND = {lvl: "error" for lvl in ERROR_LEVELS} | {
-    lvl.upper(): "error" for lvl in ERROR_LEVELS} | {
-    lvl: "app" for lvl in ("info", "debug", "warning", "warn", "notice", "trace",
-                           "INFO", "DEBUG", "WARNING", "WARN", "NOTICE", "TRACE")}
 _TAG_UNSAFE = re.compile(r"[^A-Za-z0-9_\-]+")
-
-
-def record_kind_fast(record: dict[str, Any]) -> str:
-    """Same answer as logpipe.fields.record_kind (a test keeps them equal), without str()
-    and lower() for the common case of an already lower-case level."""
-    derived = record.get(EVENT_KIND)
-    if derived:
-        return str(derived)
-    if STATUS in record and METHOD in record:
-        return "access"
-    level = record.get(LEVEL)
-    if level.__class__ is str and (level in ERROR_LEVELS or level.lower() in ERROR_LEVELS):
-        return "error"
-    if level is not None and level.__class__ is not str and str(level).lower() in ERROR_LEVELS:
-        return "error"
-    return "app"
 
 
 def hashable_key(key: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -62,7 +40,7 @@ class TagRenderer:
 
     def key(self, record: dict[str, Any]) -> tuple[Any, ...]:
         """Cheap grouping key: the raw values the tag depends on."""
-        kind = record_kind_fast(record) if self.uses_kind else ""
+        kind = record_kind(record) if self.uses_kind else ""
         return (kind, *[record.get(f) for f in self.plain])
 
     def tag_for_key(self, key: tuple[Any, ...]) -> str:
