@@ -242,8 +242,7 @@ class TailFront:
                 # take it for old history.
                 head = gz_head(path, CHECK_BYTES)
                 self.store.set(key, 0, path, make_check(head) if head else None)
-                with self._save_lock:  # one writer of the store's temp file at a time
-                    self.store.save()
+                self.store.save()
         if any(c.key == key for c in self.catchups):
             return
         self._start_catchup(path, ident, key, offset, inp)
