@@ -26,7 +26,6 @@ import errno
 import fnmatch
 import logging
 import os
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Collection
@@ -46,11 +45,6 @@ from logpipe.tail.lines import LineBlock
 from logpipe.tail.stream import LineChunk, Stream
 
 log = logging.getLogger("logpipe.tail")
-
-#: Acknowledged offsets reach the checkpoint file at most this often (and on close): a write is
-#: a temp file, two fsyncs and a rename, and a crash in between only re-reads what the
-#: deterministic `_id`s already make idempotent.
-CHECKPOINT_EVERY_S = 1.0
 
 SAMPLE_BYTES = 65_536
 CLOCK_SLACK_S = 0.02  # file times use the kernel's coarse clock (one tick behind at most)
@@ -96,8 +90,6 @@ class TailFront:
         self.stats = stats
         self.store = store
         self.once = once
-        self._saved_at = -CHECKPOINT_EVERY_S  # the first acknowledgement writes the store
-        self._save_lock = threading.Lock()  # the sink thread and the reader both write it
         self.inputs: list[InputConfig] = cfg.inputs
         patterns = [p for inp in self.inputs for p in inp.paths]
         self.watcher = discovery.Watcher(
@@ -423,7 +415,6 @@ class TailFront:
     # -- reading ------------------------------------------------------------------------
     def read(self) -> list[LineChunk]:
         """One fair turn over every open file."""
-        self._save_due()
         now = time.monotonic()
         if not self._scanned_once or (not self.once and self.watcher.scan_due(now)):
             self._scan_wall = time.time()
@@ -554,28 +545,14 @@ class TailFront:
                 self.acked[key] = offset
             if self.store is not None:
                 self.store.set(key, offset, self._path_of(key), self.checks.get(key))
-        self._save_due()
+        if self.store is not None:
+            self.store.save()
         self.watcher.wake()
-
-    def _save_due(self) -> None:
-        """Write the checkpoint store if acknowledgements are pending and the last write is
-        CHECKPOINT_EVERY_S old (the reader calls this on every turn, so an idle sidecar's
-        checkpoint catches up within about a second too)."""
-        if self.store is None:
-            return
-        with self._save_lock:
-            now = time.monotonic()
-            if now - self._saved_at >= CHECKPOINT_EVERY_S:
-                self.store.save()  # a no-op when nothing changed
-                self._saved_at = now
 
     def _path_of(self, key: str) -> str:
         return self.paths.get(key, "")
 
     def close(self) -> None:
-        if self.store is not None:
-            with self._save_lock:
-                self.store.save()  # the acknowledgements since the last timed write
         self.watcher.stop()
         for c in self.catchups:
             c.close()
