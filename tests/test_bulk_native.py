@@ -13,16 +13,14 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from logpipe import _core  # noqa: E402, F401 - required: pip install -e . builds it; missing is a failure, not a skip
 from logpipe.config import SinkConfig
 from logpipe.safeform import INT_MAX, INT_MIN
 from logpipe.ship.elastic import ElasticSink
 from logpipe.ship.stdout import encode_ndjson
-
-_core = pytest.importorskip("logpipe._core", reason="the native core is not built (pip install -e .)")
 
 any_text = st.text(st.characters(exclude_categories=()), max_size=12)  # lone surrogates too
 huge_ints = st.one_of(st.integers(INT_MAX + 1, 2**100), st.integers(-(2**100), INT_MIN - 1))

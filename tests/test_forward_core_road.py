@@ -14,10 +14,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
 from fluentd_receiver import FluentdReceiver
 from test_es_core_road import _lines
 
+from logpipe import _core  # noqa: E402, F401 - required: pip install -e . builds it; missing is a failure, not a skip
 from logpipe.config import Config, InputConfig, SinkConfig
 from logpipe.enrich import Enricher
 from logpipe.pipeline import Pipeline
@@ -25,7 +25,6 @@ from logpipe.ship.forward import ForwardSink
 from logpipe.stages import PipelineStats
 from logpipe.tail.source import TailFront
 
-_core = pytest.importorskip("logpipe._core", reason="the native core is not built (pip install -e .)")
 REPO = Path(__file__).resolve().parents[1]
 
 

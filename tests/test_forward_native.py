@@ -19,12 +19,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from logpipe import _core  # noqa: E402, F401 - required: pip install -e . builds it; missing is a failure, not a skip
 from logpipe.safeform import INT_MAX, INT_MIN
 from logpipe.ship.forward_codec import EntryPacker
 from logpipe.ship.forward_tags import TagRenderer
 from logpipe.ship.stdout import encode_ndjson
-
-_core = pytest.importorskip("logpipe._core", reason="the native core is not built (pip install -e .)")
 
 any_text = st.text(st.characters(exclude_categories=()), max_size=12)  # lone surrogates too
 scalars = st.one_of(st.none(), st.booleans(), st.floats(), st.integers(INT_MIN, INT_MAX),
